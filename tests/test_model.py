@@ -1,0 +1,132 @@
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+
+from vitlib.model import PRESETS, VisionTransformer, ViTConfig
+
+SMALL = ViTConfig(image_size=16, patch_size=4, in_chans=3, num_classes=5, dim=32, depth=2, heads=4, mlp_dim=64)
+
+
+@pytest.mark.parametrize("pool", ["cls", "mean"])
+@pytest.mark.parametrize("pos_embed", ["learned", "sincos", "none"])
+def test_output_shapes(pool, pos_embed):
+    model = VisionTransformer(dataclasses.replace(SMALL, pool=pool, pos_embed=pos_embed))
+    images = torch.randn(3, 3, 16, 16)
+    tokens = model.forward_features(images)
+    assert tokens.shape == (3, 16 + (pool == "cls"), 32)
+    assert model(images).shape == (3, 5)
+    assert model.forward_head(tokens, pre_logits=True).shape == (3, 32)
+    assert torch.isfinite(model(images)).all()
+
+
+def test_forward_is_features_then_head_by_hand():
+    model = VisionTransformer(SMALL).eval()
+    images = torch.randn(2, 3, 16, 16)
+    x = model.patch_embed(images)
+    x = torch.cat([model.cls_token.expand(2, -1, -1), x], 1) + model.pos_embed
+    for block in model.blocks:
+        x = x + block.attn(block.norm1(x))
+        x = x + block.mlp(block.norm2(x))
+    logits = model.head(model.norm(x)[:, 0])
+    torch.testing.assert_close(model(images), logits)
+
+
+def test_mean_pool_has_no_cls_token_and_averages_tokens():
+    model = VisionTransformer(dataclasses.replace(SMALL, pool="mean"))
+    assert model.cls_token is None and model.num_prefix_tokens == 0
+    images = torch.randn(2, 3, 16, 16)
+    tokens = model.forward_features(images)
+    torch.testing.assert_close(model(images), model.head(tokens.mean(1)))
+
+
+def test_sincos_pos_embed_is_fixed():
+    model = VisionTransformer(dataclasses.replace(SMALL, pos_embed="sincos"))
+    assert "pos_embed" not in dict(model.named_parameters())
+    assert model.pos_embed[0, 0].abs().sum() == 0  # the CLS token has no position
+
+
+def test_every_parameter_gets_a_gradient():
+    model = VisionTransformer(SMALL)
+    F.cross_entropy(model(torch.randn(4, 3, 16, 16)), torch.tensor([0, 1, 2, 3])).backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+
+
+def test_overfits_a_tiny_batch():
+    model = VisionTransformer(SMALL)
+    images, labels = torch.randn(8, 3, 16, 16), torch.arange(8) % 5
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(60):
+        loss = F.cross_entropy(model(images), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.05
+    assert (model(images).argmax(1) == labels).all()
+
+
+def test_fused_switch_gives_the_same_logits():
+    model = VisionTransformer(SMALL).eval()
+    images = torch.randn(2, 3, 16, 16)
+    manual = model(images)
+    model.set_fused_attn(True)
+    torch.testing.assert_close(model(images), manual, rtol=1e-5, atol=1e-5)
+
+
+def test_attention_maps_one_per_layer():
+    model = VisionTransformer(dataclasses.replace(SMALL, depth=3, fused_attn=True)).eval()
+    maps = model.get_attention_maps(torch.randn(2, 3, 16, 16))
+    assert len(maps) == 3
+    for weights in maps:
+        assert weights.shape == (2, 4, 17, 17)
+        torch.testing.assert_close(weights.sum(-1), torch.ones(2, 4, 17))
+
+
+def test_mnist_preset_size():
+    model = VisionTransformer(ViTConfig.from_preset("mnist"))
+    assert model.num_parameters() < 250_000
+    assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_vit_b_16_has_the_papers_86m_parameters():
+    with torch.device("meta"):
+        model = VisionTransformer(ViTConfig.from_preset("vit_b_16"))
+        reference = torchvision.models.vit_b_16()
+    assert model.num_parameters() == sum(p.numel() for p in reference.parameters()) == 86_567_656  # Table 1: 86M
+
+
+def test_presets_override():
+    config = ViTConfig.from_preset("mnist", depth=2, pool="mean")
+    assert config.depth == 2 and config.pool == "mean" and config.dim == PRESETS["mnist"].dim
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (dict(patch_size=5), "28x28 is not divisible by patch size 5"),
+        (dict(dim=30, heads=4), "dim 30 is not divisible by heads 4"),
+        (dict(pool="max"), "unknown pool 'max'"),
+        (dict(pos_embed="rope"), "unknown pos_embed 'rope'"),
+        (dict(pos_embed="sincos", dim=18, heads=2), "divisible by 4"),
+        (dict(depth=0), "depth must be a positive integer"),
+    ],
+)
+def test_bad_configs_are_refused(change, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(PRESETS["mnist"], **change)
+
+
+def test_unknown_preset_lists_the_known_ones():
+    with pytest.raises(ValueError, match=r"unknown preset 'vit_z'.*'mnist'"):
+        ViTConfig.from_preset("vit_z")
+
+
+def test_wrong_input_is_refused_with_the_expected_shape():
+    model = VisionTransformer(ViTConfig())
+    with pytest.raises(ValueError, match=r"expected images of shape \(B, 1, 28, 28\), got \(2, 3, 28, 28\)"):
+        model(torch.randn(2, 3, 28, 28))
+    with pytest.raises(ValueError, match=r"got \(2, 1, 32, 32\)"):
+        model(torch.randn(2, 1, 32, 32))

@@ -1,0 +1,106 @@
+"""Scaled dot-product attention and multi-head self-attention.
+
+Book chapter 3, "Attention math". Implements Eq. 5-8 of Appendix A of Dosovitskiy et al. (2020),
+which is Sec. 3.2 of Vaswani et al. (2017):
+
+    [q, k, v] = z U_qkv                          U_qkv in R^{D x 3 D_h}
+    A = softmax(q k^T / sqrt(D_h))               A in R^{N x N}
+    SA(z) = A v
+    MSA(z) = [SA_1(z); ...; SA_k(z)] U_msa       U_msa in R^{k D_h x D}
+
+Shape legend: B batch, N tokens, D embedding dim, h heads, d = D / h head dim.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+__all__ = ["Attention", "causal_mask", "scaled_dot_product_attention"]
+
+
+def causal_mask(num_tokens: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """Boolean (N, N) mask, True where token i may attend to token j, i.e. j <= i (GPT-style)."""
+    return torch.ones(num_tokens, num_tokens, dtype=torch.bool, device=device).tril()
+
+
+def scaled_dot_product_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """softmax(q k^T / sqrt(d)) v, written out.
+
+    Args:
+        q, k: (..., N, d) queries and keys; v: (..., N, d_v) values. Any leading dims
+            (batch, heads) are carried along.
+        mask: optional boolean, broadcastable to (..., N, N); True where attention is allowed.
+            ViT attends everywhere (no mask); GPT passes ``causal_mask(N)``.
+        dropout_p: dropout on the weights before they mix the values (training only).
+
+    Returns:
+        out: (..., N, d_v) and weights: (..., N, N), each row a probability distribution
+        (taken before dropout).
+    """
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"queries and keys need the same last dim, got {q.shape[-1]} and {k.shape[-1]}")
+    # Without the 1/sqrt(d), the scores' variance grows like d and the softmax saturates.
+    scores = (q * (1.0 / math.sqrt(q.shape[-1]))) @ k.transpose(-2, -1)  # (..., N, N)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = scores.softmax(dim=-1)  # (..., N, N), softmax over the keys
+    out = F.dropout(weights, dropout_p) @ v if dropout_p > 0 else weights @ v  # (..., N, d_v)
+    return out, weights
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with one fused ``qkv`` projection and an output ``proj``.
+
+    ``fused=False`` (the default) runs the written-out attention above and can return the
+    attention weights, which the visualizations need. ``fused=True`` calls
+    ``F.scaled_dot_product_attention``, PyTorch's fused kernel: same numbers, less memory.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        heads: int,
+        qkv_bias: bool = True,
+        attention_dropout: float = 0.0,
+        dropout: float = 0.0,
+        fused: bool = False,
+    ) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(
+                f"dim {dim} is not divisible by heads {heads}: each head gets dim / heads channels, "
+                f"so pick heads among the divisors of {dim} or change dim"
+            )
+        self.heads = heads
+        self.head_dim = dim // heads
+        self.fused = fused
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.attention_dropout = attention_dropout
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(dropout)
+
+    def forward(
+        self, x: torch.Tensor, return_attention: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """(B, N, D) -> (B, N, D); with ``return_attention`` also the (B, h, N, N) weights."""
+        qkv = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
+        q, k, v = qkv.unbind(0)  # (B, h, N, d) each
+        dropout_p = self.attention_dropout if self.training else 0.0
+        if self.fused and not return_attention:
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)  # (B, h, N, d)
+            weights = None
+        else:
+            out, weights = scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)  # (B, h, N, d), (B, h, N, N)
+        out = rearrange(out, "b h n d -> b n (h d)")  # merge the heads: (B, N, D)
+        out = self.proj_drop(self.proj(out))
+        return (out, weights) if return_attention else out

@@ -1,0 +1,153 @@
+"""Images to token sequences: patches, the patch embedding and positional embeddings.
+
+Book chapter 2, "Patchifying". Implements Eq. 1 of Dosovitskiy et al. (2020):
+
+    z_0 = [x_class; x_p^1 E; x_p^2 E; ...; x_p^N E] + E_pos,   E in R^{(P^2 C) x D}
+
+Shape legend: B batch, C channels, H/W image height/width, P patch size, N = HW / P^2 patches,
+D embedding dim. The patch grid is gh x gw (grid height, grid width).
+"""
+
+import torch
+from einops import rearrange
+from torch import nn
+
+__all__ = [
+    "PatchEmbed",
+    "check_patch_grid",
+    "patchify",
+    "sincos_1d_pos_embed",
+    "sincos_2d_pos_embed",
+    "unpatchify",
+]
+
+
+def check_patch_grid(height: int, width: int, patch_size: int) -> tuple[int, int]:
+    """Return the patch grid (gh, gw), or raise ValueError if the image does not tile."""
+    if patch_size <= 0:
+        raise ValueError(f"patch_size must be a positive integer, got {patch_size}")
+    if height % patch_size or width % patch_size:
+        raise ValueError(
+            f"image size {height}x{width} is not divisible by patch size {patch_size}: "
+            f"choose a patch size that divides both sides (for 28x28, one of 1, 2, 4, 7, 14, 28) "
+            f"or resize/pad the image"
+        )
+    return height // patch_size, width // patch_size
+
+
+def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """Cut images into non-overlapping P x P patches, each flattened to a vector.
+
+    Patches are numbered row by row (left to right, then top to bottom); inside a patch the
+    pixels are also in row-major order, with the channels last: (p1 p2 c).
+
+    Args:
+        images: (B, C, H, W), H and W divisible by ``patch_size``.
+        patch_size: P.
+
+    Returns:
+        (B, N, P*P*C) with N = (H / P) * (W / P).
+    """
+    if images.dim() != 4:
+        raise ValueError(f"patchify expects images of shape (B, C, H, W), got {tuple(images.shape)}")
+    check_patch_grid(images.shape[-2], images.shape[-1], patch_size)
+    # (B, C, gh*P, gw*P) -> (B, gh*gw, P*P*C)
+    return rearrange(images, "b c (gh p1) (gw p2) -> b (gh gw) (p1 p2 c)", p1=patch_size, p2=patch_size)
+
+
+def unpatchify(patches: torch.Tensor, patch_size: int, grid_size: tuple[int, int]) -> torch.Tensor:
+    """Invert :func:`patchify`: (B, N, P*P*C) back to (B, C, H, W).
+
+    Args:
+        patches: (B, N, P*P*C) with N = gh * gw.
+        patch_size: P.
+        grid_size: (gh, gw), the number of patch rows and columns.
+    """
+    grid_height, grid_width = grid_size
+    if patches.dim() != 3 or patches.shape[1] != grid_height * grid_width:
+        raise ValueError(
+            f"unpatchify expects (B, N, P*P*C) with N = {grid_height}*{grid_width} = "
+            f"{grid_height * grid_width}, got {tuple(patches.shape)}"
+        )
+    if patches.shape[2] % (patch_size * patch_size):
+        raise ValueError(f"patch vectors of length {patches.shape[2]} cannot hold P*P*C values for P={patch_size}")
+    # (B, gh*gw, P*P*C) -> (B, C, gh*P, gw*P)
+    return rearrange(
+        patches, "b (gh gw) (p1 p2 c) -> b c (gh p1) (gw p2)", gh=grid_height, p1=patch_size, p2=patch_size
+    )
+
+
+class PatchEmbed(nn.Module):
+    """Linear projection of flattened patches (the E of Eq. 1), written as one convolution.
+
+    A Conv2d with kernel = stride = P sees each patch exactly once and applies the same linear
+    map to it, so it equals ``patchify`` followed by ``nn.Linear(P*P*C, D)``; chapter 2 checks
+    this numerically. The convolution is the form timm and torchvision use, and it is faster.
+    """
+
+    def __init__(self, *, image_size: int, patch_size: int, in_chans: int, dim: int) -> None:
+        super().__init__()
+        self.grid_size = check_patch_grid(image_size, image_size, patch_size)
+        self.image_size = image_size
+        self.patch_size = patch_size
+        self.in_chans = in_chans
+        self.num_patches = self.grid_size[0] * self.grid_size[1]
+        self.proj = nn.Conv2d(in_chans, dim, kernel_size=patch_size, stride=patch_size)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, N, D)."""
+        if images.dim() != 4 or images.shape[1:] != (self.in_chans, self.image_size, self.image_size):
+            raise ValueError(
+                f"expected images of shape (B, {self.in_chans}, {self.image_size}, {self.image_size}), "
+                f"got {tuple(images.shape)}: resize the images or build the model with a config whose "
+                f"in_chans and image_size match"
+            )
+        x = self.proj(images)  # (B, D, gh, gw)
+        return rearrange(x, "b d gh gw -> b (gh gw) d")  # (B, N, D)
+
+    def as_linear_weight(self) -> torch.Tensor:
+        """The conv kernel as the (D, P*P*C) matrix that acts on ``patchify`` output."""
+        # (D, C, P, P) -> (D, P*P*C), in patchify's (p1 p2 c) order
+        return rearrange(self.proj.weight, "d c p1 p2 -> d (p1 p2 c)")
+
+
+def sincos_1d_pos_embed(num_positions: int, dim: int, temperature: float = 10000.0) -> torch.Tensor:
+    """The sinusoidal position encoding of Vaswani et al. (2017), Sec. 3.5.
+
+        PE(pos, 2i)     = sin(pos / 10000^(2i / D))
+        PE(pos, 2i + 1) = cos(pos / 10000^(2i / D))
+
+    Returns:
+        (num_positions, D); D must be even.
+    """
+    if dim % 2:
+        raise ValueError(f"sin-cos position embeddings need an even dim, got {dim}")
+    position = torch.arange(num_positions, dtype=torch.float64)[:, None]  # (N, 1)
+    omega = temperature ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)  # (D/2,)
+    angle = position * omega  # (N, D/2)
+    embed = torch.zeros(num_positions, dim, dtype=torch.float64)
+    embed[:, 0::2] = torch.sin(angle)
+    embed[:, 1::2] = torch.cos(angle)
+    return embed.float()
+
+
+def sincos_2d_pos_embed(grid_size: tuple[int, int], dim: int, temperature: float = 10000.0) -> torch.Tensor:
+    """Fixed 2-D sin-cos position embeddings (the paper's Appendix D.4 variant, as in MoCo v3).
+
+    A quarter of the channels encodes the row with sines, a quarter with cosines, and the other
+    half the column, so two patches in the same row share half of their embedding.
+
+    Returns:
+        (gh * gw, D), patches in row-major order; D must be divisible by 4.
+    """
+    if dim % 4:
+        raise ValueError(f"2-D sin-cos position embeddings need dim divisible by 4, got {dim}")
+    grid_height, grid_width = grid_size
+    rows, cols = torch.meshgrid(
+        torch.arange(grid_height, dtype=torch.float64), torch.arange(grid_width, dtype=torch.float64), indexing="ij"
+    )  # (gh, gw) each
+    omega = temperature ** (-torch.arange(dim // 4, dtype=torch.float64) / (dim // 4))  # (D/4,)
+    row_angle = rows.flatten()[:, None] * omega  # (N, D/4)
+    col_angle = cols.flatten()[:, None] * omega  # (N, D/4)
+    embed = torch.cat([row_angle.sin(), row_angle.cos(), col_angle.sin(), col_angle.cos()], dim=1)
+    return embed.float()  # (N, D)
