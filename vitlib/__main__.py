@@ -4,7 +4,7 @@ import torch
 
 from vitlib.attention import causal_mask, scaled_dot_product_attention
 from vitlib.data import load_mnist, mnist_transform
-from vitlib.model import ViTConfig, VisionTransformer
+from vitlib.model import VisionTransformer, ViTConfig
 from vitlib.patches import patchify
 
 

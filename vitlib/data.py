@@ -10,17 +10,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Subset
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Subset, TensorDataset
 from torchvision import datasets
 from torchvision.transforms import v2
 
 __all__ = [
     "MNIST_MEAN",
     "MNIST_STD",
+    "DigitBatch",
     "MnistLoaders",
+    "RandomAffineBatch",
+    "affine_batch",
     "load_mnist",
     "make_loaders",
+    "mnist_tensors",
     "mnist_transform",
+    "normalize",
     "resolve_data_root",
     "train_val_split",
 ]
@@ -41,17 +47,73 @@ def resolve_data_root(root: str | os.PathLike | None = None) -> Path:
     return Path(from_env).expanduser() if from_env else DEFAULT_ROOT
 
 
-def mnist_transform(augment: bool = False) -> v2.Compose:
-    """uint8 PIL digit -> normalized float tensor (1, 28, 28); with ``augment``, a small random affine.
+def mnist_transform() -> v2.Compose:
+    """One PIL digit (as torchvision's MNIST returns it) -> normalized float tensor (1, 28, 28)."""
+    return v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize([MNIST_MEAN], [MNIST_STD])])
 
-    Digits are never flipped: a mirrored 2 is not a 2. Shifts of up to 2 pixels, rotations up to
-    10 degrees and scaling by up to 10% keep every digit readable.
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """Pixels in [0, 1] -> zero mean, unit variance over the training set. Any shape."""
+    return (images - MNIST_MEAN) / MNIST_STD
+
+
+def affine_batch(images: torch.Tensor, degrees: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Rotate, scale and shift every image of a batch by its own amount, filling with zeros.
+
+    Args:
+        images: (B, C, H, W), background 0 (apply before normalizing).
+        degrees: (B,) anticlockwise rotation about the centre.
+        scale: (B,) zoom factor; 1.1 makes the digit 10% larger.
+        shift: (B, 2) shift in pixels, (right, down).
     """
-    steps = [v2.ToImage()]
-    if augment:
-        steps.append(v2.RandomAffine(degrees=10, translate=(2 / 28, 2 / 28), scale=(0.9, 1.1)))
-    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize([MNIST_MEAN], [MNIST_STD])]
-    return v2.Compose(steps)
+    height, width = images.shape[-2:]
+    angle = torch.deg2rad(degrees)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    # affine_grid maps each output pixel to the input pixel it reads, in coordinates where the
+    # image spans [-1, 1] and y points down: the inverse of the motion (-angle, 1 / scale, -shift).
+    theta = torch.stack(
+        [
+            torch.stack([cos, -sin, -2 * shift[:, 0] / width], dim=1),
+            torch.stack([sin, cos, -2 * shift[:, 1] / height], dim=1),
+        ],
+        dim=1,
+    )  # (B, 2, 3)
+    grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)  # (B, H, W, 2)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+class RandomAffineBatch:
+    """Small random rotations, zooms and shifts, drawn independently for every image of a batch.
+
+    The defaults keep every digit readable: up to 10 degrees, 10% and 2 pixels. No flips: a
+    mirrored 2 is not a 2. It works on whole batches because per-image transforms cost more
+    than the ViT's forward pass on a 2-core CPU.
+    """
+
+    def __init__(self, degrees: float = 10.0, scale: tuple[float, float] = (0.9, 1.1), shift: float = 2.0):
+        self.degrees, self.scale, self.shift = degrees, scale, shift
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) in [0, 1] -> same shape, each image moved at random."""
+        batch = images.shape[0]
+        degrees = (torch.rand(batch) * 2 - 1) * self.degrees
+        scale = self.scale[0] + torch.rand(batch) * (self.scale[1] - self.scale[0])
+        shift = (torch.rand(batch, 2) * 2 - 1) * self.shift
+        return affine_batch(images, degrees, scale, shift)
+
+
+class DigitBatch:
+    """DataLoader ``collate_fn``: stack (image in [0, 1], label) pairs, augment, normalize."""
+
+    def __init__(self, augment: RandomAffineBatch | None = None) -> None:
+        self.augment = augment
+
+    def __call__(self, samples: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+        images = torch.stack([image for image, _ in samples])  # (B, 1, 28, 28)
+        labels = torch.stack([label for _, label in samples])  # (B,)
+        if self.augment is not None:
+            images = self.augment(images)
+        return normalize(images), labels
 
 
 def load_mnist(
@@ -71,6 +133,12 @@ def load_mnist(
             f"Point vitlib at a folder that holds MNIST/raw/*-ubyte: pass root=..., or set "
             f"VITLIB_DATA=/absolute/path/to/data (for example `export VITLIB_DATA=$PWD/../shared/data`)."
         ) from error
+
+
+def mnist_tensors(train: bool, root: str | os.PathLike | None = None) -> TensorDataset:
+    """All of MNIST's training (or test) set in memory: images (N, 1, 28, 28) in [0, 1], labels (N,)."""
+    digits = load_mnist(train, root)
+    return TensorDataset(digits.data[:, None].float() / 255, digits.targets)
 
 
 def train_val_split(num_examples: int, validation_size: int = VALIDATION_SIZE, seed: int = SPLIT_SEED):
@@ -103,16 +171,14 @@ def make_loaders(
     Args:
         root: data folder (see ``resolve_data_root``).
         batch_size: images per batch.
-        augment: random affine on the training images only.
+        augment: random rotation, zoom and shift of the training images (``RandomAffineBatch``).
         validation_size: images held out of the training set for validation.
         train_subset: keep only the first this-many training images of the split (for the
             data-efficiency experiments and quick runs).
         num_workers: DataLoader worker processes.
         seed: seeds the shuffling of the training batches.
     """
-    train_full = load_mnist(True, root, transform=mnist_transform(augment))
-    plain = load_mnist(True, root, transform=mnist_transform(False))
-    test = load_mnist(False, root, transform=mnist_transform(False))
+    train_full, test = mnist_tensors(True, root), mnist_tensors(False, root)
     train_idx, val_idx = train_val_split(len(train_full), validation_size)
     if train_subset is not None:
         if not 0 < train_subset <= len(train_idx):
@@ -120,8 +186,16 @@ def make_loaders(
         train_idx = train_idx[:train_subset]
     common = dict(batch_size=batch_size, num_workers=num_workers, persistent_workers=num_workers > 0)
     generator = torch.Generator().manual_seed(seed)
+    train_batches = DigitBatch(RandomAffineBatch() if augment else None)
     return MnistLoaders(
-        train=DataLoader(Subset(train_full, train_idx), shuffle=True, drop_last=True, generator=generator, **common),
-        val=DataLoader(Subset(plain, val_idx), shuffle=False, **common),
-        test=DataLoader(test, shuffle=False, **common),
+        train=DataLoader(
+            Subset(train_full, train_idx),
+            shuffle=True,
+            drop_last=True,
+            generator=generator,
+            collate_fn=train_batches,
+            **common,
+        ),
+        val=DataLoader(Subset(train_full, val_idx), shuffle=False, collate_fn=DigitBatch(), **common),
+        test=DataLoader(test, shuffle=False, collate_fn=DigitBatch(), **common),
     )

@@ -1,0 +1,189 @@
+import dataclasses
+import itertools
+import json
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from vitlib import train as train_module
+from vitlib.checkpoint import load_checkpoint, load_model_weights, save_model_weights
+from vitlib.data import make_loaders
+from vitlib.evaluate import load_trained_model, per_class_accuracy
+from vitlib.model import VisionTransformer
+from vitlib.train import RECIPES, Recipe, evaluate, fit, lr_at, train_one_epoch
+
+TINY = Recipe(
+    model_overrides=dict(patch_size=7, dim=16, depth=1, heads=2, mlp_dim=32, dropout=0.1, drop_path=0.1),
+    epochs=3,
+    batch_size=64,
+    lr=3e-3,
+    warmup_epochs=1,
+    train_subset=256,
+)
+
+
+def _loaders(root, recipe=TINY):
+    return make_loaders(root, batch_size=recipe.batch_size, augment=recipe.augment, train_subset=recipe.train_subset)
+
+
+def _model(recipe=TINY, seed=0):
+    torch.manual_seed(seed)
+    return VisionTransformer(recipe.model_config())
+
+
+def test_lr_schedule_warms_up_then_decays_to_zero():
+    lrs = [lr_at(step, 100, 10) for step in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in itertools.pairwise(lrs[9:]))
+    assert lr_at(100, 100, 10) == pytest.approx(0.0)
+    assert lr_at(50, 100, 0, "constant") == 1.0
+
+
+def test_train_one_epoch_overfits_a_small_batch():
+    model = VisionTransformer(dataclasses.replace(TINY.model_config(), dropout=0.0, drop_path=0.0))
+    images, labels = torch.randn(16, 1, 28, 28), torch.arange(16) % 10
+    loader = DataLoader(TensorDataset(images, labels), batch_size=16)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(150):
+        stats = train_one_epoch(model, loader, optimizer, progress=False)
+    assert stats["acc"] == 1.0
+    assert evaluate(model, loader)["acc"] == 1.0
+
+
+def test_history_content(data_root, tmp_path):
+    history = fit(_model(), *_split(data_root), TINY, out_dir=tmp_path, device="cpu", progress=False)
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    for row in history:
+        assert set(row) == {"epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"}
+        assert 0 <= row["train_acc"] <= 1 and 0 <= row["val_acc"] <= 1
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert json.loads((tmp_path / "history.json").read_text()) == history
+
+
+def _split(root, recipe=TINY):
+    loaders = _loaders(root, recipe)
+    return loaders.train, loaders.val
+
+
+def test_resume_ends_with_the_same_weights(data_root, tmp_path, monkeypatch):
+    straight = _model()
+    fit(straight, *_split(data_root), TINY, out_dir=tmp_path / "straight", device="cpu", progress=False)
+
+    # The same run, killed during its second epoch...
+    real_train_one_epoch = train_module.train_one_epoch
+    calls = []
+
+    def crash_on_second_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_train_one_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_one_epoch", crash_on_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        fit(_model(), *_split(data_root), TINY, out_dir=tmp_path / "resumed", device="cpu", progress=False)
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")["epoch"] == 1
+
+    # ...then resumed in a "new process": fresh model (other init), fresh loaders, other global RNG state.
+    torch.manual_seed(1234)
+    resumed = _model(seed=99)
+    history = fit(resumed, *_split(data_root), TINY, out_dir=tmp_path / "resumed", resume=True, device="cpu",
+                  progress=False)  # fmt: skip
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    for name, tensor in straight.state_dict().items():
+        assert torch.equal(tensor, resumed.state_dict()[name]), name
+
+
+def test_resume_refuses_another_config(data_root, tmp_path):
+    one_epoch = dataclasses.replace(TINY, epochs=1)
+    fit(_model(), *_split(data_root), one_epoch, out_dir=tmp_path, progress=False)
+    other = dataclasses.replace(one_epoch, model_overrides={**TINY.model_overrides, "dim": 32})
+    with pytest.raises(ValueError, match=r"different model config \(differs in \['dim'\]\)"):
+        fit(_model(other), *_split(data_root), other, out_dir=tmp_path, resume=True, progress=False)
+    with pytest.raises(ValueError, match=r"different recipe \(differs in \['lr'\]\)"):
+        fit(_model(), *_split(data_root), dataclasses.replace(one_epoch, lr=1.0), out_dir=tmp_path, resume=True,
+            progress=False)  # fmt: skip
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_damaged_checkpoint_is_refused(data_root, tmp_path, damage):
+    fit(_model(), *_split(data_root), dataclasses.replace(TINY, epochs=1), out_dir=tmp_path, progress=False)
+    path = tmp_path / "checkpoint.pt"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"not a checkpoint" * 100)
+    with pytest.raises(ValueError, match="not a readable vitlib checkpoint"):
+        load_checkpoint(path)
+    with pytest.raises(ValueError, match="not a readable vitlib checkpoint"):
+        fit(_model(), *_split(data_root), dataclasses.replace(TINY, epochs=1), out_dir=tmp_path, resume=True,
+            progress=False)  # fmt: skip
+
+
+def test_checkpoint_never_runs_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"format": 1, "payload": Evil()}, path)
+    with pytest.raises(ValueError, match="not a readable vitlib checkpoint"):
+        load_checkpoint(path)
+
+
+def test_weights_round_trip(tmp_path):
+    model = _model().eval()
+    save_model_weights(tmp_path / "model.safetensors", model, {"note": {"epochs": 3}})
+    loaded, metadata = load_model_weights(tmp_path / "model.safetensors")
+    images = torch.randn(2, 1, 28, 28)
+    torch.testing.assert_close(loaded(images), model(images), rtol=0, atol=0)
+    assert loaded.config == model.config and metadata == {"note": {"epochs": 3}}
+    (tmp_path / "bad.safetensors").write_bytes(b"\x00" * 10)
+    with pytest.raises(ValueError, match="not a readable safetensors file"):
+        load_model_weights(tmp_path / "bad.safetensors")
+
+
+def test_training_checkpoint_loads_for_evaluation(data_root, tmp_path):
+    model = _model()
+    fit(model, *_split(data_root), dataclasses.replace(TINY, epochs=1), out_dir=tmp_path, progress=False)
+    loaded = load_trained_model(tmp_path / "checkpoint.pt")
+    images = torch.randn(2, 1, 28, 28)
+    torch.testing.assert_close(loaded(images), model.eval()(images))
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert state["normalization"] == {"mean": 0.1307, "std": 0.3081}
+    assert {"optimizer", "scheduler", "rng", "loader_rng", "recipe", "model_config"} <= set(state)
+
+
+def test_per_class_accuracy_by_hand():
+    assert per_class_accuracy([0, 1, 1, 2], [0, 1, 2, 2], num_classes=3) == [1.0, 1.0, 0.5]
+
+
+def test_command_line_help_and_bad_flags(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train_module.main(["--help"])
+    assert exit_info.value.code == 0
+    help_text = capsys.readouterr().out
+    for flag in ("--preset", "--epochs", "--data", "--out", "--resume", "--seed"):
+        assert flag in help_text
+    with pytest.raises(SystemExit):
+        train_module.main(["--preset", "fastest"])
+    assert "invalid choice: 'fastest'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train_module.main(["--preset", "quick", "--epochs", "0"])
+    assert "must be a positive integer, got 0" in capsys.readouterr().err
+
+
+def test_command_line_trains_and_evaluates(data_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(RECIPES, "tiny", dataclasses.replace(TINY, epochs=1))
+    out = tmp_path / "run"
+    assert train_module.main(["--preset", "tiny", "--data", str(data_root), "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert 0.0 <= summary["test_acc"] <= 1.0 and summary["epochs"] == 1
+    # a second run into the same folder must not silently overwrite it
+    assert train_module.main(["--preset", "tiny", "--data", str(data_root), "--out", str(out)]) == 2
+    from vitlib import evaluate as evaluate_module
+
+    assert evaluate_module.main([str(out / "model.safetensors"), "--data", str(data_root), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["test_acc"] == pytest.approx(summary["test_acc"])
+    assert len(result["per_class_acc"]) == 10
