@@ -216,7 +216,7 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 def fit(
     model: nn.Module,
     train_loader: DataLoader,
-    val_loader: DataLoader,
+    val_loader: DataLoader | None,
     recipe: Recipe,
     *,
     out_dir: str | os.PathLike | None = None,
@@ -225,7 +225,7 @@ def fit(
     seed: int = 0,
     progress: bool = True,
 ) -> list[dict[str, float]]:
-    """Train ``model`` by ``recipe``, validating after every epoch.
+    """Train ``model`` by ``recipe``, validating after every epoch (unless ``val_loader`` is None).
 
     With ``out_dir``, writes ``checkpoint.pt`` (everything needed to resume) and
     ``history.json`` after every epoch; ``resume=True`` continues from that checkpoint and, on
@@ -285,7 +285,7 @@ def fit(
             progress=progress,
             description=f"epoch {epoch + 1}/{recipe.epochs}",
         )
-        val = evaluate(model, val_loader, device)
+        val = evaluate(model, val_loader, device) if val_loader is not None else {"loss": None, "acc": None}
         history.append(
             {
                 "epoch": epoch + 1,
@@ -299,9 +299,10 @@ def fit(
         )
         if progress:
             row = history[-1]
+            validation = f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}  " if val_loader else ""
             tqdm.write(
                 f"epoch {epoch + 1:3d}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
-                f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}  ({row['seconds']:.0f} s)"
+                f"{validation}({row['seconds']:.0f} s)"
             )
         if checkpoint_path is not None:
             state = {

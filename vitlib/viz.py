@@ -174,7 +174,9 @@ def _overlay(ax, image: torch.Tensor, heat: torch.Tensor, alpha: float = 0.6):
     picture, cmap = _show_image(image)
     height, width = picture.shape[:2]
     ax.imshow(picture, cmap=cmap)
-    shown = ax.imshow(heat.detach().cpu().numpy(), cmap="inferno", alpha=alpha, extent=(-0.5, width - 0.5, height - 0.5, -0.5))
+    shown = ax.imshow(
+        heat.detach().cpu().numpy(), cmap="inferno", alpha=alpha, extent=(-0.5, width - 0.5, height - 0.5, -0.5)
+    )
     ax.set_xticks([])
     ax.set_yticks([])
     return shown

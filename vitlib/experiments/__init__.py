@@ -1,0 +1,1 @@
+"""Experiments that produce the measured numbers in the book."""
