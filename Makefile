@@ -1,11 +1,14 @@
-# The two commands a newcomer needs:  `make book`  and  `make test`.
+# The two commands a newcomer needs:  `make book`  and  `make test`  (`make demo` for a quick look).
 # Both create .venv (first run: a few minutes, torch is large) and reuse it afterwards.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# MNIST's folder (MNIST/raw/*-ubyte). Without it, vitlib downloads MNIST to ~/.cache/vitlib.
+# MNIST's folder (MNIST/raw/*-ubyte), when it sits beside the checkout; without it, vitlib
+# downloads MNIST to ~/.cache/vitlib.
+ifneq ($(wildcard ../shared/data/MNIST/raw),)
 export VITLIB_DATA ?= $(abspath ../shared/data)
+endif
 
 .PHONY: setup test lint demo book clean
 
@@ -26,6 +29,11 @@ test: lint
 
 demo: setup
 	$(BIN)/python -m vitlib
+
+# Executes every chapter (the final one trains a model: about 20 minutes on 2 CPU cores;
+# VITLIB_BOOK_QUICK=1 make book trains on a subset instead) and writes the site to _build/html.
+book: setup
+	$(BIN)/jupyter-book build . -W -n --keep-going
 
 clean:
 	rm -rf $(VENV) _build runs .pytest_cache .ruff_cache

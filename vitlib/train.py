@@ -68,9 +68,10 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    # The book's default: over 99% test accuracy in under 10 minutes on a 2-core CPU.
-    "quick": Recipe(epochs=8, lr=2e-3, warmup_epochs=1),
-    # The most accurate model we could train within 90 minutes on the same CPU.
+    # The book's default: over 99% test accuracy in under 10 minutes on a 2-core CPU. 7x7 patches
+    # make 16 tokens instead of 49, three times cheaper, which buys 18 epochs in the budget.
+    "quick": Recipe(model_overrides={"patch_size": 7}, epochs=18, lr=2e-3, warmup_epochs=1),
+    # The most accurate model we could train within 90 minutes on the same CPU: 4x4 patches.
     "best": Recipe(epochs=60, lr=1e-3, warmup_epochs=3, model_overrides={"drop_path": 0.1}),
     # The recipe most tutorials use: 7x7 patches, Adam at a constant 1e-3, no augmentation.
     "tutorial": Recipe(
@@ -224,12 +225,14 @@ def fit(
     device: torch.device | str | None = None,
     seed: int = 0,
     progress: bool = True,
+    verbose: bool = True,
 ) -> list[dict[str, float]]:
     """Train ``model`` by ``recipe``, validating after every epoch (unless ``val_loader`` is None).
 
     With ``out_dir``, writes ``checkpoint.pt`` (everything needed to resume) and
     ``history.json`` after every epoch; ``resume=True`` continues from that checkpoint and, on
-    the CPU, ends with exactly the weights an uninterrupted run would have.
+    the CPU, ends with exactly the weights an uninterrupted run would have. ``progress`` shows a
+    progress bar per epoch, ``verbose`` prints one line per epoch.
 
     Returns:
         The history: one dict per epoch with epoch, lr, train_loss, train_acc, val_loss,
@@ -297,7 +300,7 @@ def fit(
                 "seconds": time.perf_counter() - started,
             }
         )
-        if progress:
+        if verbose:
             row = history[-1]
             validation = f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}  " if val_loader else ""
             tqdm.write(

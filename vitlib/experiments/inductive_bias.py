@@ -155,7 +155,7 @@ def run_experiment(
             model = build()
             started = time.perf_counter()
             # no validation: the smallest subsets run hundreds of epochs, and only the test set is reported
-            fit(model, loaders.train, None, run_recipe, device=device, seed=seed, progress=False)
+            fit(model, loaders.train, None, run_recipe, device=device, seed=seed, progress=False, verbose=False)
             test = evaluate(model, test_loader, device)
             rows.append(
                 {

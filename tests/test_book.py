@@ -1,0 +1,90 @@
+"""Build the book in quick mode and open every chapter in headless Chromium.
+
+Slow (a few minutes): it executes every notebook. Chromium comes from Debian's `chromium`
+package, which .ci/run installs; elsewhere the test skips when Chromium is missing.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = sorted(path.stem for path in (ROOT / "book").glob("*.ipynb"))
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
+    "--disable-component-update", "--disable-sync", "--host-resolver-rules=MAP * ~NOTFOUND",
+]  # fmt: skip
+
+pytestmark = pytest.mark.book
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("book")
+    environment = {**os.environ, "VITLIB_BOOK_QUICK": "1"}
+    command = [sys.executable, "-m", "jupyter_book", "build", str(ROOT), "--path-output", str(out),
+               "-W", "-n", "--keep-going"]  # fmt: skip
+    result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=3000)
+    assert result.returncode == 0, f"book build failed:\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
+    return out / "_build" / "html"
+
+
+def render(page: Path, screenshot: Path | None = None) -> str:
+    """The page's DOM after its scripts ran (MathJax included), from headless Chromium."""
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing: .ci/run installs the Debian package 'chromium'")
+        pytest.skip("Chromium not installed (apt-get install chromium)")
+    with tempfile.TemporaryDirectory() as profile:
+        flags = [*CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=20000"]
+        if screenshot is not None:
+            subprocess.run([CHROMIUM, *flags, "--window-size=1280,2400", f"--screenshot={screenshot}",
+                            page.as_uri()], capture_output=True, timeout=120)  # fmt: skip
+        result = subprocess.run([CHROMIUM, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
+                                timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_every_page_was_built(site):
+    for chapter in CHAPTERS:
+        assert (site / "book" / f"{chapter}.html").is_file(), chapter
+    assert (site / "book" / "intro.html").is_file() and (site / "book" / "bibliography.html").is_file()
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_renders_with_math_figures_and_colab_button(site, chapter, tmp_path):
+    page = site / "book" / f"{chapter}.html"
+    dom = render(page, screenshot=tmp_path / f"{chapter}.png")
+    assert "<h1>" in dom or "<h1 " in dom
+    # math typeset by the site's own MathJax, without errors
+    assert dom.count("<mjx-container") >= 3, "math was not typeset"
+    assert "<mjx-merror" not in dom
+    # every figure is a file of the site, and it is not empty
+    images = re.findall(r'<img[^>]+src="([^"]+)"', dom)
+    figures = [src for src in images if "_images/" in src]
+    assert figures, "no figures"
+    for src in figures:
+        assert not src.startswith("http"), src
+        assert (page.parent / src).resolve().stat().st_size > 1000, src
+    # the launch button opens this notebook in Colab
+    colab = f"https://colab.research.google.com/github/vit-from-scratch/vit-book/blob/main/book/{chapter}.ipynb"
+    assert colab in dom
+
+
+def test_no_page_loads_remote_assets(site):
+    remote = re.compile(r'<(?:script|img|link|iframe)[^>]+(?:src|href)="(https?:)?//[^"]+"[^>]*>')
+    for page in site.rglob("*.html"):
+        for match in remote.finditer(page.read_text()):
+            text = match.group(0)
+            if text.startswith("<link") and 'rel="stylesheet"' not in text and "preload" not in text:
+                continue  # plain links (canonical, author pages) load nothing
+            pytest.fail(f"{page.relative_to(site)} loads a remote asset: {text[:200]}")
+    assert (site / "_static" / "mathjax" / "es5" / "tex-chtml.js").is_file()

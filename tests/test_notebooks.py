@@ -1,0 +1,74 @@
+"""The book's notebooks: stored without outputs, listed in the table of contents, Colab-ready."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
+
+
+def _config() -> dict:
+    return yaml.safe_load((ROOT / "_config.yml").read_text())
+
+
+def _toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [chapter["file"] for chapter in part["chapters"]]
+    return files
+
+
+def test_there_are_six_chapters():
+    assert [path.stem[:2] for path in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_stored_without_outputs(path):
+    notebook = json.loads(path.read_text())
+    for cell in notebook["cells"]:
+        assert not cell.get("outputs"), f"{path.name} has outputs: clear them before committing"
+        assert cell.get("execution_count") is None, f"{path.name} has execution counts"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_first_code_cell_installs_vitlib_from_the_configured_repository(path):
+    notebook = json.loads(path.read_text())
+    first_code = next(cell for cell in notebook["cells"] if cell["cell_type"] == "code")
+    source = "".join(first_code["source"])
+    repository = _config()["repository"]["url"]
+    assert 'if "google.colab" in sys.modules:' in source  # does nothing outside Colab
+    installs = re.findall(r"%pip install -q git\+(\S+)", source)
+    assert installs == [repository], f"{path.name} installs from {installs}, _config.yml names {repository}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_chapter_opens_with_a_plan_and_ends_with_summary_exercises_references(path):
+    notebook = json.loads(path.read_text())
+    markdown = ["".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "markdown"]
+    assert markdown[0].startswith("# ")
+    assert "What you will" in markdown[0]
+    text = "\n".join(markdown)
+    for heading in ("## Summary", "## Exercises", "## References"):
+        assert heading in text, f"{path.name} lacks {heading}"
+    assert "{footbibliography}" in text
+
+
+def test_toc_lists_every_chapter_and_nothing_missing():
+    listed = _toc_files()
+    for name in listed:
+        assert (ROOT / f"{name}.ipynb").exists() or (ROOT / f"{name}.md").exists(), name
+    assert {f"book/{path.stem}" for path in NOTEBOOKS} <= set(listed)
+
+
+def test_config_builds_strictly_and_offline():
+    config = _config()
+    assert config["only_build_toc_files"] is True
+    assert config["execute"]["execute_notebooks"] == "force"
+    assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    mathjax = config["sphinx"]["config"]["mathjax_path"]
+    assert not mathjax.startswith("http") and (ROOT / "_static" / mathjax).is_file()
