@@ -4,8 +4,9 @@
     python benchmarks/vit_speed.py --preset vit_ti_16 --batch-size 16
 
 For each attention path (written-out and fused) it times training steps (forward, backward,
-AdamW) and inference, alternating vitlib and timm round by round so that both see the same
-machine load, and prints the medians and the ratio vitlib / timm (above 1: vitlib is faster).
+AdamW) and inference, alternating vitlib and timm round by round (and who goes first) so that
+both see the same machine load, and prints the medians and the ratio vitlib / timm (above 1:
+vitlib is faster).
 """
 
 import argparse
@@ -51,7 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="mnist", help="a ViTConfig preset (default: mnist)")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=7, help="alternating rounds per measurement")
+    parser.add_argument("--rounds", type=int, default=10, help="alternating rounds per measurement")
     parser.add_argument("--steps", type=int, default=10, help="steps per round")
     args = parser.parse_args()
 
@@ -71,9 +72,11 @@ def main() -> None:
             for model in (ours, theirs):  # warm-up
                 images_per_second(model, images, labels, train, 2)
             ours_rates, theirs_rates = [], []
-            for _ in range(args.rounds):
-                ours_rates.append(images_per_second(ours, images, labels, train, args.steps))
-                theirs_rates.append(images_per_second(theirs, images, labels, train, args.steps))
+            for round_index in range(args.rounds):
+                # swap who goes first every round, so neither always runs on a warmer machine
+                pair = [(ours, ours_rates), (theirs, theirs_rates)]
+                for model, rates in pair if round_index % 2 == 0 else pair[::-1]:
+                    rates.append(images_per_second(model, images, labels, train, args.steps))
             ours_rate, theirs_rate = statistics.median(ours_rates), statistics.median(theirs_rates)
             print(
                 f"{'fused' if fused else 'manual':<10} {'train' if train else 'inference':<10} "

@@ -29,8 +29,8 @@ pytestmark = pytest.mark.book
 def site(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("book")
     environment = {**os.environ, "VITLIB_BOOK_QUICK": "1"}
-    command = [sys.executable, "-m", "jupyter_book", "build", str(ROOT), "--path-output", str(out),
-               "-W", "-n", "--keep-going"]  # fmt: skip
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"  # installed beside this Python
+    command = [str(jupyter_book), "build", str(ROOT), "--path-output", str(out), "-W", "-n", "--keep-going"]
     result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=3000)
     assert result.returncode == 0, f"book build failed:\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
     return out / "_build" / "html"
@@ -62,7 +62,10 @@ def test_every_page_was_built(site):
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_chapter_renders_with_math_figures_and_colab_button(site, chapter, tmp_path):
     page = site / "book" / f"{chapter}.html"
-    dom = render(page, screenshot=tmp_path / f"{chapter}.png")
+    # VITLIB_SCREENSHOTS=DIR keeps a screenshot of every chapter there, to look at
+    shots = Path(os.environ.get("VITLIB_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    dom = render(page, screenshot=shots / f"{chapter}.png")
     assert "<h1>" in dom or "<h1 " in dom
     # math typeset by the site's own MathJax, without errors
     assert dom.count("<mjx-container") >= 3, "math was not typeset"

@@ -1,14 +1,16 @@
 """vitlib: the Vision Transformer, built piece by piece in the book, and checked against timm.
 
-Each module is one chapter's piece: ``patches`` (ch. 2), ``attention`` (ch. 3), ``encoder``
-(ch. 4), ``model`` and ``data`` (ch. 5), ``interop`` (moving weights to and from timm and
-torchvision).
+Each module is one chapter's piece: ``cnn`` and ``experiments.inductive_bias`` (ch. 1),
+``patches`` (ch. 2), ``attention`` (ch. 3), ``encoder`` (ch. 4), ``model``, ``data`` and ``train``
+(ch. 5), ``viz`` and ``pretrained`` (ch. 6); ``interop`` moves weights to and from timm and
+torchvision.
 """
 
 from vitlib.attention import Attention, causal_mask, scaled_dot_product_attention
 from vitlib.encoder import Block, DropPath, Mlp
 from vitlib.model import PRESETS, VisionTransformer, ViTConfig
 from vitlib.patches import PatchEmbed, patchify, sincos_1d_pos_embed, sincos_2d_pos_embed, unpatchify
+from vitlib.pretrained import load_pretrained
 
 __version__ = "0.1.0"
 
@@ -22,6 +24,7 @@ __all__ = [
     "ViTConfig",
     "VisionTransformer",
     "causal_mask",
+    "load_pretrained",
     "patchify",
     "scaled_dot_product_attention",
     "sincos_1d_pos_embed",

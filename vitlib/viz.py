@@ -169,13 +169,18 @@ def _show_image(image: torch.Tensor) -> tuple[torch.Tensor, str | None]:
     return ((shown - low) / (high - low + 1e-8)).numpy(), None
 
 
-def _overlay(ax, image: torch.Tensor, heat: torch.Tensor, alpha: float = 0.6):
-    """The image with a heat map (at patch resolution) stretched over it."""
+def _overlay(ax, image: torch.Tensor, heat: torch.Tensor, alpha: float = 0.6, vmax: float | None = None):
+    """The image with a heat map (at patch resolution) stretched over it; colours span [0, vmax]."""
     picture, cmap = _show_image(image)
     height, width = picture.shape[:2]
     ax.imshow(picture, cmap=cmap)
     shown = ax.imshow(
-        heat.detach().cpu().numpy(), cmap="inferno", alpha=alpha, extent=(-0.5, width - 0.5, height - 0.5, -0.5)
+        heat.detach().cpu().numpy(),
+        vmin=0,
+        vmax=vmax,
+        cmap="inferno",
+        alpha=alpha,
+        extent=(-0.5, width - 0.5, height - 0.5, -0.5),
     )
     ax.set_xticks([])
     ax.set_yticks([])
@@ -190,12 +195,12 @@ def plot_cls_attention(model: VisionTransformer, image: torch.Tensor, title: str
     axes = figure.subplots(layers, heads, squeeze=False)
     for layer in range(layers):
         for head in range(heads):
-            shown = _overlay(axes[layer, head], image, maps[layer, head])
+            shown = _overlay(axes[layer, head], image, maps[layer, head], vmax=maps.max().item())
             if layer == 0:
                 axes[layer, head].set_title(f"head {head + 1}", fontsize=9)
             if head == 0:
                 axes[layer, head].set_ylabel(f"layer {layer + 1}", fontsize=9)
-    figure.colorbar(shown, ax=axes, shrink=0.6, label="attention from CLS (last map's scale)")
+    figure.colorbar(shown, ax=axes, shrink=0.6, label="attention from the CLS token")
     figure.suptitle(title or "Attention of the CLS token to each patch")
     return figure
 
@@ -273,6 +278,8 @@ def plot_attention_distance(
     ax = figure.subplots()
     for head in range(heads):
         ax.scatter(range(1, layers + 1), distance[:, head].tolist(), s=18, label=f"head {head + 1}")
+    uniform = patch_distances(grid_size, patch_size).mean().item()
+    ax.axhline(uniform, color="grey", ls="--", lw=1, label=f"uniform attention ({uniform:.1f} px)")
     ax.set_xlabel("network depth (layer)")
     ax.set_ylabel("mean attention distance (pixels)")
     ax.set_xticks(range(1, layers + 1))
