@@ -9,6 +9,7 @@ filters; centre, the cosine similarity between position embeddings; right, the m
 distance of every head against depth. Attention rollout is from Abnar & Zuidema (2020).
 """
 
+import io
 import math
 from collections.abc import Sequence
 
@@ -36,6 +37,15 @@ __all__ = [
     "plot_rollout",
     "position_embedding_similarity",
 ]
+
+
+class NotebookFigure(Figure):
+    """A matplotlib Figure that Jupyter shows as a PNG without pyplot, and without showing it twice."""
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+        return buffer.getvalue()
 
 
 def _require_cls_token(model: VisionTransformer, what: str) -> None:
@@ -191,7 +201,7 @@ def plot_cls_attention(model: VisionTransformer, image: torch.Tensor, title: str
     """Where the CLS token looks in every layer (rows) and head (columns), laid over the image."""
     maps = cls_attention(model, image)  # (L, h, gh, gw)
     layers, heads = maps.shape[:2]
-    figure = Figure(figsize=(1.6 * heads + 1.0, 1.6 * layers + 0.6), layout="constrained")
+    figure = NotebookFigure(figsize=(1.6 * heads + 1.0, 1.6 * layers + 0.6), layout="constrained")
     axes = figure.subplots(layers, heads, squeeze=False)
     for layer in range(layers):
         for head in range(heads):
@@ -208,7 +218,7 @@ def plot_cls_attention(model: VisionTransformer, image: torch.Tensor, title: str
 def plot_rollout(model: VisionTransformer, images: torch.Tensor, labels: Sequence[int] | None = None) -> Figure:
     """Attention rollout from the CLS token for a few images, each beside its heat map."""
     count = images.shape[0]
-    figure = Figure(figsize=(2.0 * count, 4.4), layout="constrained")
+    figure = NotebookFigure(figsize=(2.0 * count, 4.4), layout="constrained")
     axes = figure.subplots(2, count, squeeze=False)
     for column in range(count):
         picture, cmap = _show_image(images[column])
@@ -227,7 +237,7 @@ def plot_position_similarity(model: VisionTransformer) -> Figure:
     similarity = position_embedding_similarity(model)  # (N, N)
     rows, cols = model.patch_embed.grid_size
     maps = similarity.reshape(rows, cols, rows, cols)
-    figure = Figure(figsize=(0.9 * cols + 1.2, 0.9 * rows + 0.6), layout="constrained")
+    figure = NotebookFigure(figsize=(0.9 * cols + 1.2, 0.9 * rows + 0.6), layout="constrained")
     axes = figure.subplots(rows, cols, squeeze=False)
     for row in range(rows):
         for col in range(cols):
@@ -251,7 +261,7 @@ def plot_patch_embedding_components(model: VisionTransformer, k: int = 28) -> Fi
     k = components.shape[0]
     cols = min(7, k)
     rows = math.ceil(k / cols)
-    figure = Figure(figsize=(1.3 * cols, 1.45 * rows + 0.6), layout="constrained")
+    figure = NotebookFigure(figsize=(1.3 * cols, 1.45 * rows + 0.6), layout="constrained")
     axes = figure.subplots(rows, cols, squeeze=False)
     for index, ax in enumerate(axes.flat):
         ax.set_axis_off()
@@ -274,7 +284,7 @@ def plot_attention_distance(
     """Figure 7, right: mean attention distance of every head against the layer."""
     distance = mean_attention_distance(maps, grid_size, patch_size)  # (L, h)
     layers, heads = distance.shape
-    figure = Figure(figsize=(5.5, 3.8), layout="constrained")
+    figure = NotebookFigure(figsize=(5.5, 3.8), layout="constrained")
     ax = figure.subplots()
     for head in range(heads):
         ax.scatter(range(1, layers + 1), distance[:, head].tolist(), s=18, label=f"head {head + 1}")
@@ -293,7 +303,7 @@ def plot_attention_distance(
 def plot_confusion_matrix(predictions: Sequence[int], labels: Sequence[int], num_classes: int = 10) -> Figure:
     """Counts of true (rows) against predicted (columns) classes, off-diagonal = mistakes."""
     matrix = confusion_matrix(predictions, labels, num_classes)
-    figure = Figure(figsize=(5.2, 4.4), layout="constrained")
+    figure = NotebookFigure(figsize=(5.2, 4.4), layout="constrained")
     ax = figure.subplots()
     mistakes = matrix.clone()
     mistakes.fill_diagonal_(0)
@@ -323,7 +333,7 @@ def plot_most_confident_mistakes(
     order = wrong[confidence[wrong].argsort(descending=True)][:count]
     cols = min(6, max(1, len(order)))
     rows = max(1, math.ceil(len(order) / cols))
-    figure = Figure(figsize=(1.7 * cols, 2.0 * rows + 0.4), layout="constrained")
+    figure = NotebookFigure(figsize=(1.7 * cols, 2.0 * rows + 0.4), layout="constrained")
     axes = figure.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.set_axis_off()
@@ -340,7 +350,7 @@ def plot_most_confident_mistakes(
 def plot_learning_curves(history: Sequence[dict]) -> Figure:
     """Loss and accuracy per epoch, training and validation, from ``fit``'s history."""
     epochs = [row["epoch"] for row in history]
-    figure = Figure(figsize=(9, 3.4), layout="constrained")
+    figure = NotebookFigure(figsize=(9, 3.4), layout="constrained")
     loss_ax, acc_ax = figure.subplots(1, 2)
     loss_ax.plot(epochs, [row["train_loss"] for row in history], "o-", label="train (with augmentation)")
     loss_ax.plot(epochs, [row["val_loss"] for row in history], "o-", label="validation")
@@ -359,7 +369,7 @@ def plot_learning_curves(history: Sequence[dict]) -> Figure:
 
 def plot_lr_schedule(learning_rates: Sequence[float], steps_per_epoch: int | None = None) -> Figure:
     """The learning rate at every optimizer step, with epochs marked if ``steps_per_epoch`` is given."""
-    figure = Figure(figsize=(6, 3), layout="constrained")
+    figure = NotebookFigure(figsize=(6, 3), layout="constrained")
     ax = figure.subplots()
     ax.plot(range(len(learning_rates)), learning_rates)
     if steps_per_epoch:
