@@ -3,7 +3,7 @@
 import torch
 
 from vitlib.attention import causal_mask, scaled_dot_product_attention
-from vitlib.data import load_mnist, mnist_transform
+from vitlib.data import mnist_tensors, normalize
 from vitlib.model import VisionTransformer, ViTConfig
 from vitlib.patches import patchify
 
@@ -13,9 +13,9 @@ def main() -> None:
     config = ViTConfig.from_preset("mnist")
     model = VisionTransformer(config).eval()
     try:
-        digits = load_mnist(train=False, transform=mnist_transform())
-        images = torch.stack([digits[i][0] for i in range(4)])  # (4, 1, 28, 28)
-        source = f"4 MNIST test digits, labels {[digits[i][1] for i in range(4)]}"
+        digits, labels = mnist_tensors(train=False).tensors
+        images = normalize(digits[:4])  # (4, 1, 28, 28)
+        source = f"4 MNIST test digits, labels {labels[:4].tolist()}"
     except ValueError as error:
         print(f"(MNIST not found, using random images: {error})\n")
         images, source = torch.randn(4, 1, 28, 28), "4 random images"

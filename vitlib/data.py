@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset, TensorDataset
 from torchvision import datasets
-from torchvision.transforms import v2
 
 __all__ = [
     "MNIST_MEAN",
@@ -25,7 +24,6 @@ __all__ = [
     "load_mnist",
     "make_loaders",
     "mnist_tensors",
-    "mnist_transform",
     "normalize",
     "resolve_data_root",
     "train_val_split",
@@ -45,11 +43,6 @@ def resolve_data_root(root: str | os.PathLike | None = None) -> Path:
         return Path(root).expanduser()
     from_env = os.environ.get("VITLIB_DATA")
     return Path(from_env).expanduser() if from_env else DEFAULT_ROOT
-
-
-def mnist_transform() -> v2.Compose:
-    """One PIL digit (as torchvision's MNIST returns it) -> normalized float tensor (1, 28, 28)."""
-    return v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize([MNIST_MEAN], [MNIST_STD])])
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
