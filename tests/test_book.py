@@ -77,6 +77,10 @@ def test_chapter_renders_with_math_figures_and_colab_button(site, chapter, tmp_p
     for src in figures:
         assert not src.startswith("http"), src
         assert (page.parent / src).resolve().stat().st_size > 1000, src
+    # the exercises' solutions sit behind a toggle, and each passed its checker during the build
+    solutions = dom.count("tag_hide-input")
+    assert solutions >= (2 if chapter.startswith("06") else 3)
+    assert dom.count("✓ ") >= solutions and "✗ " not in dom
     # the launch button opens this notebook in Colab
     colab = f"https://colab.research.google.com/github/vit-from-scratch/vit-book/blob/main/book/{chapter}.ipynb"
     assert colab in dom

@@ -72,3 +72,32 @@ def test_config_builds_strictly_and_offline():
     assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
     mathjax = config["sphinx"]["config"]["mathjax_path"]
     assert not mathjax.startswith("http") and (ROOT / "_static" / mathjax).is_file()
+
+
+def _solution_cells(path: Path) -> list[dict]:
+    notebook = json.loads(path.read_text())
+    return [cell for cell in notebook["cells"] if "".join(cell["source"]).startswith("# @title Solution")]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_exercise_solutions_are_hidden_and_run_their_checker(path):
+    solutions = _solution_cells(path)
+    assert len(solutions) >= (2 if path.stem.startswith("06") else 3), f"{path.name}: too few checked exercises"
+    for cell in solutions:
+        assert cell["cell_type"] == "code"  # executed in the build, so the book shows the verdict
+        assert "hide-input" in cell["metadata"]["tags"]  # Jupyter Book: behind a "show" toggle
+        assert cell["metadata"]["jupyter"]["source_hidden"]  # JupyterLab
+        assert cell["metadata"]["cellView"] == "form"  # Colab
+        assert re.search(r"exercises\.\w+\.check_\w+\(", "".join(cell["source"]))
+
+
+def test_every_checker_is_used_by_a_solution_in_the_book():
+    from vitlib import exercises
+
+    called = set()
+    for path in NOTEBOOKS:
+        for cell in _solution_cells(path):
+            called |= set(re.findall(r"exercises\.(\w+\.check_\w+)\(", "".join(cell["source"])))
+    modules = ["inductive_bias", "patches", "attention", "encoder", "training", "visualize"]
+    checkers = {f"{name}.{function}" for name in modules for function in getattr(exercises, name).__all__}
+    assert called == checkers

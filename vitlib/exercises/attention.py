@@ -137,7 +137,7 @@ CAUSAL_MISTAKES = [
 
 def check_causal_mask(function) -> Verdict:
     """Check ``function(num_tokens)`` -> a bool (N, N) mask, True where token i may attend to token j."""
-    cases = [Case(f"{n} tokens", (n,)) for n in (5, 1, 2, 16)]
+    cases = [Case(f"{n} token" + "s" * (n != 1), (n,)) for n in (5, 1, 2, 16)]
     return check("causal_mask", function, causal_mask, cases, CAUSAL_MISTAKES)
 
 

@@ -147,7 +147,7 @@ def check_block(function) -> Verdict:
     for seed, (b, n, d, heads, mlp_dim) in enumerate([(2, 5, 16, 2, 32), (1, 50, 64, 4, 128), (3, 7, 8, 1, 8)]):
         block = _random_block(d, heads, mlp_dim, seed)
         x = torch.randn(b, n, d, generator=generator)
-        cases.append(Case(f"x ({b}, {n}, {d}), {heads} heads, MLP width {mlp_dim}", (x, block)))
+        cases.append(Case(f"x ({b}, {n}, {d}), {heads} head{'s' * (heads != 1)}, MLP width {mlp_dim}", (x, block)))
     return check("block", function, _block, cases, BLOCK_MISTAKES)
 
 

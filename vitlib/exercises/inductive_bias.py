@@ -43,7 +43,7 @@ def check_receptive_field(function) -> Verdict:
     """Check ``function(num_layers, kernel_size)`` -> the side, in pixels, of the receptive field of one
     output of ``num_layers`` stacked stride-1 convolutions with square ``kernel_size`` kernels."""
     layouts = [(1, 3), (2, 3), (5, 3), (3, 5), (2, 7), (0, 3)]
-    cases = [Case(f"{layers} layers of {k}x{k}", (layers, k)) for layers, k in layouts]
+    cases = [Case(f"{layers} layer{'s' * (layers != 1)} of {k}x{k}", (layers, k)) for layers, k in layouts]
     return check("receptive_field", function, _receptive_field, cases, RECEPTIVE_FIELD_MISTAKES)
 
 
