@@ -89,3 +89,17 @@ def test_quick_experiment_writes_results(data_root, tmp_path):
     }
     assert all(0.0 <= row["test_acc"] <= 1.0 for row in result["rows"])
     assert (tmp_path / "results.png").stat().st_size > 10_000
+    assert ib.load_results(tmp_path / "results.json") == result
+
+
+def test_kept_full_run_covers_every_size_for_both_models_with_its_command():
+    kept = ib.load_results()  # the full run shipped with vitlib, which chapter 1 draws
+    assert {(row["model"], row["train_size"]) for row in kept["rows"]} == {
+        (model, size) for model in ("CNN", "ViT") for size in ib.SIZES
+    }
+    assert all(row["epochs"] == ib.epochs_for(row["train_size"], 8 * 55_000) for row in kept["rows"])
+    assert all(0.5 < row["test_acc"] <= 1.0 for row in kept["rows"])
+    assert kept["command"].startswith("python -m vitlib.experiments.inductive_bias") and "--quick" not in kept["command"]
+    assert kept["seconds"] > 0 and kept["machine"]
+    figure = ib.plot_results(kept["rows"])
+    assert len(figure.axes[0].lines) == 2 and figure._repr_png_()[:4] == b"\x89PNG"

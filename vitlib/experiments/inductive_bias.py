@@ -17,6 +17,7 @@ with the same recipe, evaluated on the full test set::
 
 import argparse
 import dataclasses
+import json
 import platform
 import sys
 import time
@@ -37,7 +38,9 @@ __all__ = [
     "attention_receptive_field",
     "conv_receptive_field",
     "conv_shift_error",
+    "load_results",
     "patch_shuffle_change",
+    "plot_results",
     "run_experiment",
     "token_shift_error",
 ]
@@ -171,16 +174,34 @@ def run_experiment(
     return rows
 
 
+RESULTS_FILE = Path(__file__).parent / "results" / "inductive_bias.json"
+
+
+def load_results(path: str | Path = RESULTS_FILE) -> dict:
+    """The full run kept with vitlib (rows, command, seconds, machine), as ``main`` wrote it."""
+    return json.loads(Path(path).read_text())
+
+
 def plot_results(rows: list[dict]):
     """Test accuracy against training-set size, one line per model, log-scaled x axis."""
-    from matplotlib.figure import Figure
+    from vitlib.viz import NotebookFigure  # matplotlib only when plotting
 
-    figure = Figure(figsize=(6, 4), layout="constrained")
+    figure = NotebookFigure(figsize=(6, 4), layout="constrained")
     ax = figure.subplots()
-    for name in sorted({row["model"] for row in rows}):
+    for index, name in enumerate(sorted({row["model"] for row in rows})):
         mine = sorted((row for row in rows if row["model"] == name), key=lambda row: row["train_size"])
-        ax.plot([row["train_size"] for row in mine], [100 * row["test_acc"] for row in mine], "o-", label=name)
+        sizes, accuracies = [row["train_size"] for row in mine], [100 * row["test_acc"] for row in mine]
+        ax.plot(sizes, accuracies, "o-", label=name)
+        for size, accuracy in zip(sizes, accuracies, strict=True):
+            ax.annotate(
+                f"{accuracy:.2f}",
+                (size, accuracy),
+                textcoords="offset points",
+                xytext=(0, 6 if index == 0 else -13),
+                ha="center",
+            )
     ax.set_xscale("log")
+    ax.margins(x=0.08, y=0.12)  # room for the value labels
     ax.set_xlabel("training images")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Data efficiency on MNIST: CNN vs ViT, same recipe and budget")
