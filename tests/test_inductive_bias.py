@@ -99,7 +99,8 @@ def test_kept_full_run_covers_every_size_for_both_models_with_its_command():
     }
     assert all(row["epochs"] == ib.epochs_for(row["train_size"], 8 * 55_000) for row in kept["rows"])
     assert all(0.5 < row["test_acc"] <= 1.0 for row in kept["rows"])
-    assert kept["command"].startswith("python -m vitlib.experiments.inductive_bias") and "--quick" not in kept["command"]
+    assert kept["command"].startswith("python -m vitlib.experiments.inductive_bias")
+    assert "--quick" not in kept["command"]
     assert kept["seconds"] > 0 and kept["machine"]
     figure = ib.plot_results(kept["rows"])
     assert len(figure.axes[0].lines) == 2 and figure._repr_png_()[:4] == b"\x89PNG"
