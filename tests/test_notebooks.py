@@ -85,7 +85,8 @@ def test_exercise_solutions_are_hidden_and_run_their_checker(path):
     assert len(solutions) >= (2 if path.stem.startswith("06") else 3), f"{path.name}: too few checked exercises"
     for cell in solutions:
         assert cell["cell_type"] == "code"  # executed in the build, so the book shows the verdict
-        assert "hide-input" in cell["metadata"]["tags"]  # Jupyter Book: behind a "show" toggle
+        assert "hide-input" in cell["metadata"]["tags"]  # Jupyter Book: behind a "Show the solution" toggle
+        assert cell["metadata"]["mystnb"]["code_prompt_show"] == "Show the solution"
         assert cell["metadata"]["jupyter"]["source_hidden"]  # JupyterLab
         assert cell["metadata"]["cellView"] == "form"  # Colab
         assert re.search(r"exercises\.\w+\.check_\w+\(", "".join(cell["source"]))
