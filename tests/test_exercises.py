@@ -212,6 +212,11 @@ def _normalizes_the_stream(x, blk):
     return x + blk.mlp(x)
 
 
+def _one_norm_for_both(x, blk):
+    x = x + blk.attn(blk.norm1(x))
+    return x + blk.mlp(blk.norm1(x))
+
+
 def _lr_linear_decay(step, total, warmup):
     if step < warmup:
         return (step + 1) / warmup
@@ -393,9 +398,7 @@ WRONG = [
     ),
     (
         encoder.check_block,
-        lambda x, blk: block(
-            x, type("B", (), {"attn": blk.attn, "mlp": blk.mlp, "norm1": blk.norm1, "norm2": blk.norm1})
-        ),
+        _one_norm_for_both,
         "norm1 is used before the MLP",
     ),
     (
