@@ -8,7 +8,7 @@ checker looks for a mistake that returns exactly the reader's output and names i
 
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ class Verdict:
     exercise: str
     passed: bool
     report: str
-    mistake: str | None = field(default=None)
+    mistake: str | None = None
 
     def __bool__(self) -> bool:
         return self.passed
@@ -98,8 +98,7 @@ def difference(expected: Any, actual: Any, atol: float, rtol: float) -> str | No
 
 
 def _tensor_difference(expected: torch.Tensor, actual: Any, atol: float, rtol: float) -> str | None:
-    if isinstance(expected, torch.Tensor):
-        expected = expected.detach()
+    expected = expected.detach()
     if not isinstance(actual, torch.Tensor):
         return f"expected a tensor of shape {tuple(expected.shape)}, got {_kind(actual)}"
     if actual.shape != expected.shape:
