@@ -7,7 +7,14 @@ from vitlib.encoder import Block, DropPath, Mlp
 
 def _as_torch_layer(block: Block, dim: int, heads: int, mlp_dim: int) -> nn.TransformerEncoderLayer:
     layer = nn.TransformerEncoderLayer(
-        dim, heads, mlp_dim, dropout=0.0, activation="gelu", batch_first=True, norm_first=True, layer_norm_eps=1e-6
+        dim,
+        heads,
+        mlp_dim,
+        dropout=0.0,
+        activation="gelu",
+        batch_first=True,
+        norm_first=block.norm_first,
+        layer_norm_eps=1e-6,
     )
     with torch.no_grad():
         layer.self_attn.in_proj_weight.copy_(block.attn.qkv.weight)
@@ -23,8 +30,10 @@ def _as_torch_layer(block: Block, dim: int, heads: int, mlp_dim: int) -> nn.Tran
 
 @pytest.mark.parametrize("dim,heads,mlp_dim", [(32, 4, 64), (64, 8, 256)])
 @pytest.mark.parametrize("fused", [False, True])
-def test_block_matches_transformer_encoder_layer(dim, heads, mlp_dim, fused):
-    block = Block(dim, heads=heads, mlp_dim=mlp_dim, fused_attn=fused)
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_block_matches_transformer_encoder_layer(dim, heads, mlp_dim, fused, norm_first):
+    """Pre-norm and post-norm blocks both equal PyTorch's layer of the same norm_first."""
+    block = Block(dim, heads=heads, mlp_dim=mlp_dim, fused_attn=fused, norm_first=norm_first)
     # random norms, so a swapped norm1/norm2 would show
     for norm in (block.norm1, block.norm2):
         nn.init.normal_(norm.weight)
@@ -36,8 +45,9 @@ def test_block_matches_transformer_encoder_layer(dim, heads, mlp_dim, fused):
     torch.testing.assert_close(block.eval()(x), layer.eval()(x), rtol=1e-5, atol=1e-5)
 
 
-def test_forward_with_attention_is_forward():
-    block = Block(32, heads=4, mlp_dim=64).eval()
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_forward_with_attention_is_forward(norm_first):
+    block = Block(32, heads=4, mlp_dim=64, norm_first=norm_first).eval()
     x = torch.randn(2, 5, 32)
     out, weights = block.forward_with_attention(x)
     torch.testing.assert_close(out, block(x))

@@ -72,6 +72,19 @@ def test_to_timm_round_trip(pool, pos_embed):
     assert back.config == expected
 
 
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (dict(norm_first=False), r"norm_first=False \(post-norm blocks\).*pre-norm blocks only"),
+        (dict(pos_embed="learned_2d"), r"pos_embed='learned_2d'.*no factored 2-D table"),
+    ],
+)
+def test_to_timm_refuses_what_timm_cannot_hold(change, message):
+    config = ViTConfig(image_size=16, patch_size=4, dim=32, depth=1, heads=4, mlp_dim=64, **change)
+    with pytest.raises(ValueError, match=message):
+        to_timm(VisionTransformer(config))
+
+
 def test_from_timm_refuses_other_models():
     with pytest.raises(ValueError, match=r"expected a timm\.models\.VisionTransformer, got Linear"):
         from_timm(torch.nn.Linear(2, 2))

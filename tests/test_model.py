@@ -11,7 +11,7 @@ SMALL = ViTConfig(image_size=16, patch_size=4, in_chans=3, num_classes=5, dim=32
 
 
 @pytest.mark.parametrize("pool", ["cls", "mean"])
-@pytest.mark.parametrize("pos_embed", ["learned", "sincos", "none"])
+@pytest.mark.parametrize("pos_embed", ["learned", "learned_2d", "sincos", "none"])
 def test_output_shapes(pool, pos_embed):
     model = VisionTransformer(dataclasses.replace(SMALL, pool=pool, pos_embed=pos_embed))
     images = torch.randn(3, 3, 16, 16)
@@ -111,6 +111,7 @@ def test_presets_override():
         (dict(pool="max"), "unknown pool 'max'"),
         (dict(pos_embed="rope"), "unknown pos_embed 'rope'"),
         (dict(pos_embed="sincos", dim=18, heads=2), "divisible by 4"),
+        (dict(pos_embed="learned_2d", dim=63, heads=3), r"dim must be even, got dim=63: pick an even dim"),
         (dict(depth=0), "depth must be a positive integer"),
     ],
 )
@@ -130,3 +131,40 @@ def test_wrong_input_is_refused_with_the_expected_shape():
         model(torch.randn(2, 3, 28, 28))
     with pytest.raises(ValueError, match=r"got \(2, 1, 32, 32\)"):
         model(torch.randn(2, 1, 32, 32))
+
+
+def test_learned_2d_positions_are_a_row_vector_beside_a_column_vector():
+    """The paper's App. D.4 2-D variant, checked against a table built patch by patch."""
+    config = dataclasses.replace(SMALL, image_size=12, patch_size=4, pos_embed="learned_2d")  # 3x3 grid
+    model = VisionTransformer(config)
+    row, col = model.pos_embed_2d.row, model.pos_embed_2d.col  # (3, 16) each
+    assert row.shape == col.shape == (3, 16)
+    expected = torch.zeros(1, 1 + 9, 32)  # the class token gets no position
+    for r in range(3):
+        for c in range(3):
+            expected[0, 1 + 3 * r + c] = torch.cat([row[r], col[c]])
+    torch.testing.assert_close(model.position_embeddings(), expected, rtol=0, atol=0)
+    assert (
+        model.num_parameters()
+        == VisionTransformer(dataclasses.replace(config, pos_embed="none")).num_parameters() + 2 * 3 * 16
+    )
+    images = torch.randn(2, 3, 12, 12)
+    by_hand = model.patch_embed(images)
+    by_hand = torch.cat([model.cls_token.expand(2, -1, -1), by_hand], dim=1) + expected
+    torch.testing.assert_close(model.embed(images), by_hand)
+    model(images).sum().backward()
+    assert row.grad.abs().sum() > 0 and col.grad.abs().sum() > 0
+
+
+def test_post_norm_model_stacks_post_norm_blocks_with_no_final_norm():
+    model = VisionTransformer(dataclasses.replace(SMALL, norm_first=False)).eval()
+    assert all(not block.norm_first for block in model.blocks)
+    assert isinstance(model.norm, torch.nn.Identity)
+    images = torch.randn(2, 3, 16, 16)
+    tokens = model.embed(images)
+    for block in model.blocks:  # Vaswani et al.: z' = LN(z + MSA(z)), z = LN(z' + MLP(z'))
+        tokens = block.norm1(tokens + block.attn(tokens))
+        tokens = block.norm2(tokens + block.mlp(tokens))
+    torch.testing.assert_close(model(images), model.head(tokens[:, 0]))
+    maps = model.get_attention_maps(images)
+    assert len(maps) == SMALL.depth and maps[0].shape == (2, 4, 17, 17)

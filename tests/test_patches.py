@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from vitlib.patches import PatchEmbed, patchify, sincos_1d_pos_embed, sincos_2d_pos_embed, unpatchify
+from vitlib.patches import PatchEmbed, grid_pos_embed, patchify, sincos_1d_pos_embed, sincos_2d_pos_embed, unpatchify
 
 
 @pytest.mark.parametrize("batch,chans,size,patch", [(2, 1, 28, 7), (3, 3, 32, 8), (1, 3, 12, 4), (2, 2, 8, 8)])
@@ -84,3 +84,8 @@ def test_sincos_refuses_bad_dims():
         sincos_1d_pos_embed(4, 7)
     with pytest.raises(ValueError, match="divisible by 4"):
         sincos_2d_pos_embed((2, 2), 6)
+
+
+def test_grid_pos_embed_refuses_tables_of_different_widths():
+    with pytest.raises(ValueError, match=r"\(gh, D/2\) and \(gw, D/2\) of the same width, got \(7, 32\) and \(7, 16\)"):
+        grid_pos_embed(torch.zeros(7, 32), torch.zeros(7, 16))

@@ -9,7 +9,15 @@ torchvision.
 from vitlib.attention import Attention, causal_mask, scaled_dot_product_attention
 from vitlib.encoder import Block, DropPath, Mlp
 from vitlib.model import PRESETS, VisionTransformer, ViTConfig
-from vitlib.patches import PatchEmbed, patchify, sincos_1d_pos_embed, sincos_2d_pos_embed, unpatchify
+from vitlib.patches import (
+    LearnedPosEmbed2d,
+    PatchEmbed,
+    grid_pos_embed,
+    patchify,
+    sincos_1d_pos_embed,
+    sincos_2d_pos_embed,
+    unpatchify,
+)
 from vitlib.pretrained import load_pretrained
 
 __version__ = "0.1.0"
@@ -19,11 +27,13 @@ __all__ = [
     "Attention",
     "Block",
     "DropPath",
+    "LearnedPosEmbed2d",
     "Mlp",
     "PatchEmbed",
     "ViTConfig",
     "VisionTransformer",
     "causal_mask",
+    "grid_pos_embed",
     "load_pretrained",
     "patchify",
     "scaled_dot_product_attention",

@@ -6,7 +6,13 @@ block (the norm sits inside the residual branch, so the identity path is left un
     z'_l = MSA(LN(z_{l-1})) + z_{l-1}
     z_l  = MLP(LN(z'_l)) + z'_l
 
-Shape legend: B batch, N tokens, D embedding dim.
+and, with ``norm_first=False``, the original Transformer's post-norm block (Vaswani et al. 2017),
+which normalizes after each residual addition:
+
+    z'_l = LN(MSA(z_{l-1}) + z_{l-1})
+    z_l  = LN(MLP(z'_l) + z'_l)
+
+Shape legend: B batch, T tokens, D embedding dim.
 """
 
 import torch
@@ -60,7 +66,11 @@ class DropPath(nn.Module):
 
 
 class Block(nn.Module):
-    """One pre-norm Transformer encoder block (Eq. 2-3)."""
+    """One Transformer encoder block: pre-norm (Eq. 2-3, ``norm_first=True``) or post-norm.
+
+    ``norm_first`` has PyTorch's name and meaning (``nn.TransformerEncoderLayer``); the module
+    names are timm's, so a pre-norm block loads timm's weights one to one.
+    """
 
     def __init__(
         self,
@@ -73,8 +83,10 @@ class Block(nn.Module):
         attention_dropout: float = 0.0,
         drop_path: float = 0.0,
         fused_attn: bool = False,
+        norm_first: bool = True,
     ) -> None:
         super().__init__()
+        self.norm_first = norm_first
         self.norm1 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
         self.attn = Attention(
             dim,
@@ -90,14 +102,25 @@ class Block(nn.Module):
         self.drop_path2 = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, N, D) -> (B, N, D)."""
-        x = x + self.drop_path1(self.attn(self.norm1(x)))  # Eq. 2
-        x = x + self.drop_path2(self.mlp(self.norm2(x)))  # Eq. 3
+        """(B, T, D) -> (B, T, D)."""
+        if self.norm_first:
+            x = x + self.drop_path1(self.attn(self.norm1(x)))  # Eq. 2
+            x = x + self.drop_path2(self.mlp(self.norm2(x)))  # Eq. 3
+        else:  # post-norm: the norm sits on the main path, after the addition
+            x = self.norm1(x + self.drop_path1(self.attn(x)))
+            x = self.norm2(x + self.drop_path2(self.mlp(x)))
         return x
 
     def forward_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Like ``forward``, also returning this block's attention weights (B, h, N, N)."""
-        attended, weights = self.attn(self.norm1(x), return_attention=True)
-        x = x + self.drop_path1(attended)
-        x = x + self.drop_path2(self.mlp(self.norm2(x)))
+        """Like ``forward``, also returning this block's attention weights (B, h, T, T)."""
+        attended, weights = self.attn(self.norm1(x) if self.norm_first else x, return_attention=True)
+        if self.norm_first:
+            x = x + self.drop_path1(attended)
+            x = x + self.drop_path2(self.mlp(self.norm2(x)))
+        else:
+            x = self.norm1(x + self.drop_path1(attended))
+            x = self.norm2(x + self.drop_path2(self.mlp(x)))
         return x, weights
+
+    def extra_repr(self) -> str:
+        return f"norm_first={self.norm_first}"

@@ -86,6 +86,17 @@ def to_timm(vit: VisionTransformer) -> nn.Module:
     from timm.models.vision_transformer import VisionTransformer as TimmViT
 
     config = vit.config
+    _require(
+        config.norm_first,
+        "norm_first=False (post-norm blocks)",
+        "timm's VisionTransformer has pre-norm blocks only; convert a norm_first=True model.",
+    )
+    _require(
+        config.pos_embed != "learned_2d",
+        "pos_embed='learned_2d' (learned row and column embeddings)",
+        "timm's VisionTransformer has no factored 2-D table; convert a model with pos_embed='learned', "
+        "or copy model.position_embeddings() into a pos_embed='learned' model first.",
+    )
     model = TimmViT(
         img_size=config.image_size,
         patch_size=config.patch_size,

@@ -18,12 +18,12 @@ import torch
 from torch import nn
 
 from vitlib.encoder import LAYER_NORM_EPS, Block
-from vitlib.patches import PatchEmbed, check_patch_grid, sincos_2d_pos_embed
+from vitlib.patches import LearnedPosEmbed2d, PatchEmbed, check_patch_grid, sincos_2d_pos_embed
 
 __all__ = ["PRESETS", "ViTConfig", "VisionTransformer"]
 
 POOLS = ("cls", "mean")
-POS_EMBEDS = ("learned", "sincos", "none")
+POS_EMBEDS = ("learned", "learned_2d", "sincos", "none")
 
 
 @dataclass(frozen=True)
@@ -39,12 +39,16 @@ class ViTConfig:
     heads: int = 4  # h; each head works in D / h = 16 dimensions
     mlp_dim: int = 128  # hidden width of the MLP; the paper uses 4 D, small models do well on 2 D
     pool: str = "cls"  # 'cls': classify the CLS token (Eq. 4); 'mean': average the patch tokens, no CLS
-    pos_embed: str = "learned"  # 'learned' (the paper), 'sincos' (fixed 2-D sin-cos) or 'none'
+    # 'learned': one free vector per token (the paper's default); 'learned_2d': learned row and column
+    # vectors of D/2 each, concatenated (the paper's App. D.4); 'sincos': fixed 2-D sin-cos (MoCo v3);
+    # 'none'
+    pos_embed: str = "learned"
     qkv_bias: bool = True
     dropout: float = 0.0  # after the embedding, the attention output and inside the MLP
     attention_dropout: float = 0.0  # on the attention weights
     drop_path: float = 0.0  # stochastic depth, rising linearly to this value in the last block
     fused_attn: bool = False  # True: F.scaled_dot_product_attention; False: the written-out math
+    norm_first: bool = True  # pre-norm blocks (ViT, Eq. 2-3); False: post-norm, as the original Transformer
 
     def __post_init__(self) -> None:
         check_patch_grid(self.image_size, self.image_size, self.patch_size)
@@ -58,7 +62,15 @@ class ViTConfig:
         if self.pos_embed not in POS_EMBEDS:
             raise ValueError(f"unknown pos_embed {self.pos_embed!r}: expected one of {POS_EMBEDS}")
         if self.pos_embed == "sincos" and self.dim % 4:
-            raise ValueError(f"pos_embed='sincos' needs dim divisible by 4, got dim={self.dim}")
+            raise ValueError(
+                f"pos_embed='sincos' needs dim divisible by 4 (a sine and a cosine for rows and for "
+                f"columns), got dim={self.dim}: pick such a dim, or pos_embed='learned'"
+            )
+        if self.pos_embed == "learned_2d" and self.dim % 2:
+            raise ValueError(
+                f"pos_embed='learned_2d' splits each position vector into a row half and a column half, "
+                f"so dim must be even, got dim={self.dim}: pick an even dim, or pos_embed='learned'"
+            )
         for name in ("image_size", "in_chans", "num_classes", "depth", "mlp_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
@@ -110,14 +122,17 @@ class VisionTransformer(nn.Module):
         self.num_prefix_tokens = 1 if config.pool == "cls" else 0
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if config.pool == "cls" else None
         num_tokens = self.num_prefix_tokens + self.patch_embed.num_patches  # T
+        self.pos_embed_2d = None
         if config.pos_embed == "learned":
             self.pos_embed = nn.Parameter(torch.zeros(1, num_tokens, dim))
         elif config.pos_embed == "sincos":
             fixed = sincos_2d_pos_embed(self.patch_embed.grid_size, dim)  # (N, D)
             fixed = torch.cat([torch.zeros(self.num_prefix_tokens, dim), fixed])  # the CLS token sits at no position
             self.register_buffer("pos_embed", fixed[None])  # (1, T, D)
-        else:
+        else:  # 'learned_2d' builds its table from row and column vectors at every call; 'none' has none
             self.pos_embed = None
+            if config.pos_embed == "learned_2d":
+                self.pos_embed_2d = LearnedPosEmbed2d(self.patch_embed.grid_size, dim)
         self.pos_drop = nn.Dropout(config.dropout)
         drop_path_rates = [config.drop_path * i / max(1, config.depth - 1) for i in range(config.depth)]
         self.blocks = nn.Sequential(
@@ -131,11 +146,13 @@ class VisionTransformer(nn.Module):
                     attention_dropout=config.attention_dropout,
                     drop_path=rate,
                     fused_attn=config.fused_attn,
+                    norm_first=config.norm_first,
                 )
                 for rate in drop_path_rates
             ]
         )
-        self.norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+        # Eq. 4's final LayerNorm; a post-norm stack already ends in one
+        self.norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS) if config.norm_first else nn.Identity()
         self.head = nn.Linear(dim, config.num_classes)
         self.reset_parameters()
 
@@ -143,6 +160,9 @@ class VisionTransformer(nn.Module):
         """Truncated-normal(0.02) weights and zero biases, as in timm and the paper's JAX code."""
         if isinstance(self.pos_embed, nn.Parameter):
             nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        if self.pos_embed_2d is not None:
+            nn.init.trunc_normal_(self.pos_embed_2d.row, std=0.02)
+            nn.init.trunc_normal_(self.pos_embed_2d.col, std=0.02)
         self.apply(_init_weights)
 
     def set_fused_attn(self, fused: bool) -> None:
@@ -155,9 +175,18 @@ class VisionTransformer(nn.Module):
         x = self.patch_embed(images)  # (B, N, D)
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # (B, T, D)
-        if self.pos_embed is not None:
-            x = x + self.pos_embed
+        positions = self.position_embeddings()
+        if positions is not None:
+            x = x + positions
         return self.pos_drop(x)
+
+    def position_embeddings(self) -> torch.Tensor | None:
+        """E_pos of Eq. 1 as one (1, T, D) table, whatever its kind; None for pos_embed='none'."""
+        if self.pos_embed_2d is not None:
+            patches = self.pos_embed_2d()  # (N, D)
+            prefix = patches.new_zeros(self.num_prefix_tokens, patches.shape[1])  # the CLS token sits at no position
+            return torch.cat([prefix, patches])[None]  # (1, T, D)
+        return self.pos_embed
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, T, D), every token after the encoder and the final LayerNorm."""

@@ -13,8 +13,10 @@ from einops import rearrange
 from torch import nn
 
 __all__ = [
+    "LearnedPosEmbed2d",
     "PatchEmbed",
     "check_patch_grid",
+    "grid_pos_embed",
     "patchify",
     "sincos_1d_pos_embed",
     "sincos_2d_pos_embed",
@@ -132,10 +134,13 @@ def sincos_1d_pos_embed(num_positions: int, dim: int, temperature: float = 10000
 
 
 def sincos_2d_pos_embed(grid_size: tuple[int, int], dim: int, temperature: float = 10000.0) -> torch.Tensor:
-    """Fixed 2-D sin-cos position embeddings (the paper's Appendix D.4 variant, as in MoCo v3).
+    """Fixed 2-D sin-cos position embeddings, as in MoCo v3 (Chen, Xie and He 2021) and MAE.
 
-    A quarter of the channels encodes the row with sines, a quarter with cosines, and the other
-    half the column, so two patches in the same row share half of their embedding.
+    Not from the ViT paper: its Appendix D.4 "2-D" variant is *learned* (see
+    :class:`LearnedPosEmbed2d`). Here a quarter of the channels encodes the row with sines, a
+    quarter with cosines, and the other half the column in the same way (each half the 1-D code
+    of Vaswani et al. over D/2 channels), so two patches in the same row share half of their
+    embedding.
 
     Returns:
         (gh * gw, D), patches in row-major order; D must be divisible by 4.
@@ -151,3 +156,52 @@ def sincos_2d_pos_embed(grid_size: tuple[int, int], dim: int, temperature: float
     col_angle = cols.flatten()[:, None] * omega  # (N, D/4)
     embed = torch.cat([row_angle.sin(), row_angle.cos(), col_angle.sin(), col_angle.cos()], dim=1)
     return embed.float()  # (N, D)
+
+
+def grid_pos_embed(row_embed: torch.Tensor, col_embed: torch.Tensor) -> torch.Tensor:
+    """One position vector per patch from a row table and a column table, concatenated.
+
+    Patch (r, c) gets ``[row_embed[r], col_embed[c]]``, so patches of one row share the first
+    half of their vector and patches of one column the second.
+
+    Args:
+        row_embed: (gh, D/2), one vector per patch row.
+        col_embed: (gw, D/2), one vector per patch column.
+
+    Returns:
+        (gh * gw, D), patches in row-major order (as ``patchify`` numbers them).
+    """
+    if row_embed.dim() != 2 or col_embed.dim() != 2 or row_embed.shape[1] != col_embed.shape[1]:
+        raise ValueError(
+            f"expected row and column tables (gh, D/2) and (gw, D/2) of the same width, got "
+            f"{tuple(row_embed.shape)} and {tuple(col_embed.shape)}"
+        )
+    grid_height, grid_width = row_embed.shape[0], col_embed.shape[0]
+    rows = row_embed[:, None].expand(-1, grid_width, -1)  # (gh, gw, D/2)
+    cols = col_embed[None, :].expand(grid_height, -1, -1)  # (gh, gw, D/2)
+    return torch.cat([rows, cols], dim=-1).flatten(0, 1)  # (gh * gw, D)
+
+
+class LearnedPosEmbed2d(nn.Module):
+    """The ViT paper's 2-D position embedding (Appendix D.4): learned, factored by row and column.
+
+    The paper learns an X- and a Y-embedding of D/2 channels each and concatenates them by the
+    patch's coordinates. That costs (gh + gw) * D/2 parameters instead of N * D, and builds in
+    that patches share a row or a column; what the halves hold is learned, unlike
+    :func:`sincos_2d_pos_embed`. Here the row half comes first, as in ``sincos_2d_pos_embed``.
+    """
+
+    def __init__(self, grid_size: tuple[int, int], dim: int) -> None:
+        super().__init__()
+        if dim % 2:
+            raise ValueError(
+                f"learned 2-D position embeddings split dim into a row and a column half, so dim must be "
+                f"even, got dim={dim}: use an even dim, or pos_embed='learned'"
+            )
+        grid_height, grid_width = grid_size
+        self.row = nn.Parameter(torch.zeros(grid_height, dim // 2))  # (gh, D/2)
+        self.col = nn.Parameter(torch.zeros(grid_width, dim // 2))  # (gw, D/2)
+
+    def forward(self) -> torch.Tensor:
+        """The (N, D) table, patches in row-major order."""
+        return grid_pos_embed(self.row, self.col)
