@@ -63,3 +63,15 @@ def test_fused_and_manual_paths_agree():
 def test_dim_not_divisible_by_heads_is_refused():
     with pytest.raises(ValueError, match="dim 30 is not divisible by heads 4"):
         Attention(30, heads=4)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_scale_one_removes_the_square_root(fused):
+    """The scaling ablation: scale=1.0 gives softmax(q k^T) v, on both kernels."""
+    attention = Attention(16, heads=2, fused=fused).eval()
+    attention.scale = 1.0
+    x = torch.randn(2, 5, 16)
+    q, k, v = attention.qkv(x).reshape(2, 5, 3, 2, 8).permute(2, 0, 3, 1, 4)  # (B, h, N, d) each
+    weights = (q @ k.transpose(-2, -1)).softmax(-1)  # no 1 / sqrt(8)
+    expected = attention.proj((weights @ v).transpose(1, 2).reshape(2, 5, 16))
+    torch.testing.assert_close(attention(x), expected, rtol=1e-5, atol=1e-6)

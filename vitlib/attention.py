@@ -32,6 +32,7 @@ def scaled_dot_product_attention(
     v: torch.Tensor,
     mask: torch.Tensor | None = None,
     dropout_p: float = 0.0,
+    scale: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """softmax(q k^T / sqrt(d)) v, written out.
 
@@ -41,6 +42,8 @@ def scaled_dot_product_attention(
         mask: optional boolean, broadcastable to (..., N, N); True where attention is allowed.
             ViT attends everywhere (no mask); GPT passes ``causal_mask(N)``.
         dropout_p: dropout on the weights before they mix the values (training only).
+        scale: what the scores are multiplied by; None (the default) is 1 / sqrt(d), as in
+            ``F.scaled_dot_product_attention``. 1.0 removes the scaling (an ablation).
 
     Returns:
         out: (..., N, d_v) and weights: (..., N, N), each row a probability distribution
@@ -49,7 +52,8 @@ def scaled_dot_product_attention(
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(f"queries and keys need the same last dim, got {q.shape[-1]} and {k.shape[-1]}")
     # Without the 1/sqrt(d), the scores' variance grows like d and the softmax saturates.
-    scores = (q * (1.0 / math.sqrt(q.shape[-1]))) @ k.transpose(-2, -1)  # (..., N, N)
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scores = (q * scale) @ k.transpose(-2, -1)  # (..., N, N)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
     weights = scores.softmax(dim=-1)  # (..., N, N), softmax over the keys
@@ -63,6 +67,7 @@ class Attention(nn.Module):
     ``fused=False`` (the default) runs the written-out attention above and can return the
     attention weights, which the visualizations need. ``fused=True`` calls
     ``F.scaled_dot_product_attention``, PyTorch's fused kernel: same numbers, less memory.
+    ``scale`` (None: 1 / sqrt(d)) multiplies the scores; set it to 1.0 to see what the scaling is for.
     """
 
     def __init__(
@@ -84,6 +89,7 @@ class Attention(nn.Module):
         self.heads = heads
         self.head_dim = dim // heads
         self.fused = fused
+        self.scale: float | None = None  # None: 1 / sqrt(d)
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.attention_dropout = attention_dropout
         self.proj = nn.Linear(dim, dim)
@@ -97,10 +103,10 @@ class Attention(nn.Module):
         q, k, v = qkv.unbind(0)  # (B, h, N, d) each
         dropout_p = self.attention_dropout if self.training else 0.0
         if self.fused and not return_attention:
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)  # (B, h, N, d)
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=self.scale)  # (B, h, N, d)
             weights = None
         else:
-            out, weights = scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)  # (B, h, N, d), (B, h, N, N)
+            out, weights = scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=self.scale)
         out = rearrange(out, "b h n d -> b n (h d)")  # merge the heads: (B, N, D)
         out = self.proj_drop(self.proj(out))
         return (out, weights) if return_attention else out

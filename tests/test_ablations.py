@@ -1,0 +1,82 @@
+import json
+
+import pytest
+
+from vitlib.experiments import ablations
+
+
+@pytest.fixture(scope="module")
+def quick_results(tmp_path_factory):
+    """The CLI's smoke run: every ablation, one epoch on 256 images, one seed (about 20 s)."""
+    out = tmp_path_factory.mktemp("ablations")
+    assert ablations.main(["--out", str(out), "--quick"]) == 0
+    return out / "ablations.json"
+
+
+def test_quick_run_gives_a_complete_row_for_every_variant(quick_results):
+    rows = ablations.load_results(quick_results)["rows"]
+    fields = {"ablation", "variant", "seed", "epochs", "lr", "test_acc", "val_acc", "train_seconds",
+              "parameters", "multiply_adds", "machine", "torch"}  # fmt: skip
+    for row in rows:
+        assert fields <= row.keys()
+        assert 0 <= row["test_acc"] <= 1 and row["parameters"] > 0 and row["multiply_adds"] > 0
+    ran = {(row["ablation"], row["variant"]) for row in rows}
+    expected = {(name, variant.name) for name, variants in ablations.ABLATIONS.items() for variant in variants}
+    assert ran == expected
+    swept = [row for row in rows if row["variant"] == "mean pooling"]
+    assert sorted(row["lr"] for row in swept) == sorted(ablations.POOLING_LRS)
+
+
+def test_a_second_invocation_skips_the_rows_already_there(quick_results):
+    before = json.loads(quick_results.read_text())["rows"]
+    after = ablations.run_ablations(results=quick_results, quick=True, log=lambda line: pytest.fail(line))
+    assert after == before
+
+
+def test_variants_change_only_what_they_name(quick_results):
+    rows = {(row["ablation"], row["variant"]): row for row in ablations.load_results(quick_results)["rows"]}
+    by_patch = [rows["patch_size", f"P={p}"]["multiply_adds"] for p in (4, 7, 14)]
+    assert by_patch[0] > by_patch[1] > by_patch[2]  # fewer, larger patches: fewer multiply-adds
+    assert rows["position", "none"]["parameters"] == rows["position", "sin-cos 2-D"]["parameters"]
+    assert rows["position", "learned 1-D"]["parameters"] - rows["position", "none"]["parameters"] == 17 * 64
+    assert rows["position", "learned 2-D"]["parameters"] - rows["position", "none"]["parameters"] == (4 + 4) * 32
+    shapes = [rows["shape", name]["parameters"] for name in ("12 blocks x D 48", "6 blocks x D 64", "3 blocks x D 96")]
+    assert max(shapes) / min(shapes) < 1.2  # about equal parameters
+
+
+def test_the_sweep_picks_the_best_validation_rate_for_the_later_seeds():
+    sweep = [{"ablation": "pooling", "variant": "class token", "seed": 0, "lr": lr, "val_acc": acc}
+             for lr, acc in zip(ablations.POOLING_LRS, (0.97, 0.99, 0.98), strict=True)]  # fmt: skip
+    later = [run for run in ablations.plan(["pooling"], (0, 1, 2), 5, sweep) if run.seed > 0]
+    assert {run.lr for run in later if run.variant.name == "class token"} == {ablations.POOLING_LRS[1]}
+    # mean pooling's sweep has not run: its later seeds wait
+    assert not [run for run in later if run.variant.name == "mean pooling"]
+
+
+def test_unscaled_variant_removes_the_square_root_in_every_block():
+    model = ablations.build_model(ablations.ABLATIONS["scaling"][1], seed=0)
+    assert all(block.attn.scale == 1.0 for block in model.blocks)
+    assert all(block.attn.scale is None for block in ablations.build_model(ablations.ABLATIONS["scaling"][0], 0).blocks)
+
+
+def test_bad_requests_are_refused_with_the_fix(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown ablation 'dropout': expected one or more of pooling, position"):
+        ablations.run_ablations(["dropout"], results=tmp_path / "a.json", quick=True)
+    with pytest.raises(ValueError, match="quick runs must not go into the shipped"):
+        ablations.run_ablations(["scaling"], quick=True)
+    with pytest.raises(SystemExit):
+        ablations.main(["--only", "dropout", "--quick", "--out", str(tmp_path)])
+
+
+def test_shipped_rows_are_consistent():
+    """Every shipped row is a full run: the same epochs per ablation (but time-matched ones), seeds from SEEDS."""
+    if not ablations.RESULTS_FILE.exists():
+        pytest.fail(f"{ablations.RESULTS_FILE} is missing: run python -m vitlib.experiments.ablations")
+    rows = ablations.load_results()["rows"]
+    assert rows, "the shipped results hold no rows"
+    for row in rows:
+        variant = next(v for v in ablations.ABLATIONS[row["ablation"]] if v.name == row["variant"])
+        if variant.time_matched_to is None:
+            assert row["epochs"] == ablations.EPOCHS, row
+        assert row["seed"] in ablations.SEEDS
+        assert 0.0 <= row["test_acc"] <= 1.0 and row["multiply_adds"] > 0, row
