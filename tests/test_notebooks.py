@@ -68,7 +68,8 @@ def test_toc_lists_every_chapter_and_nothing_missing():
 def test_config_builds_strictly_and_offline():
     config = _config()
     assert config["only_build_toc_files"] is True
-    assert config["execute"]["execute_notebooks"] == "force"
+    assert config["execute"]["execute_notebooks"] == "cache"  # tests and CI build into a new folder
+    assert config["sphinx"]["config"]["nb_merge_streams"] is True
     assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
     mathjax = config["sphinx"]["config"]["mathjax_path"]
     assert not mathjax.startswith("http") and (ROOT / "_static" / mathjax).is_file()
@@ -102,3 +103,42 @@ def test_every_checker_is_used_by_a_solution_in_the_book():
     modules = ["inductive_bias", "patches", "attention", "encoder", "training", "visualize"]
     checkers = {f"{name}.{function}" for name in modules for function in getattr(exercises, name).__all__}
     assert called == checkers
+
+
+# Numbers a chapter's prose may type: the paper's own (quoted as the paper's), and settings
+# (recipe values, sizes), which are chosen, not measured. Everything measured is glued.
+TYPED_NUMBERS_ALLOWED = {
+    r"\b0\.1\b",  # label smoothing, drop-path rate: settings
+    r"\b0\.05\b",  # weight decay: a setting
+    r"\b0\.9\b",  # the smoothed target on the right class: 1 - 0.1
+    r"100\s*%",  # 'near 100%': a bound, not a measurement
+}
+_NOT_PROSE = re.compile(
+    r"\$\$.*?\$\$|\$[^$\n]*\$"  # math: symbols and definitions
+    r"|\{[a-z:]+\}`[^`]*`"  # roles: {glue:text}`name`, {footcite}`key`
+    r"|```.*?```|`[^`]*`"  # code blocks and code spans
+    r"|\]\([^)]*\)"  # link targets
+    r"|(?:Sec\.|Section|Eq\.|Fig\.|Figure|Table|App\.|Appendix)\s*[A-Z]?[\d.]*\d"  # the paper's numbering
+    r"|\d+(?:\.\d+)?\s*(?:million|billion)",  # data-set sizes the paper gives
+    re.DOTALL,
+)
+_MEASURED = re.compile(
+    r"\d+\.\d+\s*(?:%|x\b|times\b)?"  # 99.12, 3.7 times, 1.4e-5 (the mantissa)
+    r"|\b\d+\s*%"  # 99 %
+    r"|\b\d+(?:\.\d+)?\s*(?:ms|s|seconds|min|minutes|hours)\b"  # timings
+)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_measured_numbers_in_prose_are_glued_not_typed(path):
+    """Accuracies, timings, ratios and differences in the text come from the chapter's code via glue."""
+    typed = []
+    for cell in json.loads(path.read_text())["cells"]:
+        if cell["cell_type"] != "markdown":
+            continue
+        prose = _NOT_PROSE.sub(" ", "".join(cell["source"]))
+        for match in _MEASURED.finditer(prose):
+            if not any(re.fullmatch(allowed, match.group(0).strip()) for allowed in TYPED_NUMBERS_ALLOWED):
+                context = prose[max(0, match.start() - 50) : match.end() + 20].replace("\n", " ")
+                typed.append(f"{match.group(0)!r} in '...{context}...'")
+    assert not typed, "measured numbers typed into the prose; glue them from code instead:\n" + "\n".join(typed)
