@@ -20,11 +20,18 @@ $(BIN)/.installed: pyproject.toml requirements.txt requirements-dev.txt
 
 setup: $(BIN)/.installed
 
+# playwright-core drives Debian's Chromium in the book's page tests (it downloads no browser);
+# without npm those tests skip, except in CI.
+BROWSER_DEPS := tests/browser/node_modules/.installed
+$(BROWSER_DEPS): tests/browser/package.json tests/browser/package-lock.json
+	@if command -v npm >/dev/null; then npm ci --prefix tests/browser --no-audit --no-fund --silent && touch $@; \
+	else echo "npm not found: the browser layout test will skip"; fi
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+test: lint $(BROWSER_DEPS)
 	$(BIN)/python -m pytest
 
 demo: setup

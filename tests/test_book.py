@@ -4,6 +4,7 @@ Slow (a few minutes): it executes every notebook. Chromium comes from Debian's `
 package, which .ci/run installs; elsewhere the test skips when Chromium is missing.
 """
 
+import json
 import os
 import re
 import shutil
@@ -95,3 +96,41 @@ def test_no_page_loads_remote_assets(site):
                 continue  # plain links (canonical, author pages) load nothing
             pytest.fail(f"{page.relative_to(site)} loads a remote asset: {text[:200]}")
     assert (site / "_static" / "mathjax" / "es5" / "tex-chtml.js").is_file()
+
+
+def test_code_and_output_fit_the_column_at_1280_px(site):
+    """No code cell, printed output or figure makes the reader scroll sideways (issue: the page as read)."""
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing: .ci/run installs the Debian package 'chromium'")
+        pytest.skip("Chromium not installed (apt-get install chromium)")
+    browser_tests = ROOT / "tests" / "browser"
+    if not (browser_tests / "node_modules" / "playwright-core").is_dir():
+        if os.environ.get("CI"):
+            pytest.fail("playwright-core is missing: .ci/run installs it with npm ci --prefix tests/browser")
+        pytest.skip("playwright-core not installed (npm ci --prefix tests/browser)")
+    pages = [str(site / "book" / f"{chapter}.html") for chapter in CHAPTERS]
+    command = ["node", str(browser_tests / "page_layout.mjs"), CHROMIUM, "1280", "800", *pages]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    problems = [f"{Path(page).stem}: {problem}" for page, found in report.items() for problem in found]
+    assert not problems, "\n".join(problems)
+
+
+_PLOT_CALL = re.compile(r"\b(?:viz|ib)\.plot_\w+\(")
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_plot_call_shows_its_figure(site, chapter):
+    """A figure a cell draws with vitlib's plot functions is on the page, one image per call."""
+    notebook = json.loads((ROOT / "book" / f"{chapter}.ipynb").read_text())
+    code_cells = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    html = (site / "book" / f"{chapter}.html").read_text()
+    # myst-nb renders every code cell, in order, as a div of class "cell"
+    rendered = re.split(r'<div class="cell(?: [\w-]+)* docutils container', html)[1:]
+    assert len(rendered) == len(code_cells), "cells and rendered cells do not line up"
+    for index, (cell, output) in enumerate(zip(code_cells, rendered, strict=True)):
+        calls = len(_PLOT_CALL.findall("".join(cell["source"])))
+        images = output.count("<img")
+        assert images >= calls, f"code cell {index} calls {calls} plot functions but shows {images} images"

@@ -1,14 +1,15 @@
 """Scaled dot-product attention and multi-head self-attention.
 
-Book chapter 3, "Attention math". Implements Eq. 5-8 of Appendix A of Dosovitskiy et al. (2020),
-which is Sec. 3.2 of Vaswani et al. (2017):
+Book chapter 3, "Attention". Implements Eq. 5-8 of Appendix A of Dosovitskiy et al. (2020),
+which is Sec. 3.2 of Vaswani et al. (2017), in the paper's symbols:
 
     [q, k, v] = z U_qkv                          U_qkv in R^{D x 3 D_h}
     A = softmax(q k^T / sqrt(D_h))               A in R^{N x N}
     SA(z) = A v
     MSA(z) = [SA_1(z); ...; SA_k(z)] U_msa       U_msa in R^{k D_h x D}
 
-Shape legend: B batch, N tokens, D embedding dim, h heads, d = D / h head dim.
+The paper's D_h is the book's d = D / h, and its k heads are the book's h (k is kept for the
+keys). Shape legend: B batch, T tokens, D embedding dim, h heads, d = D / h head dim.
 """
 
 import math
@@ -22,7 +23,7 @@ __all__ = ["Attention", "causal_mask", "scaled_dot_product_attention"]
 
 
 def causal_mask(num_tokens: int, device: torch.device | str | None = None) -> torch.Tensor:
-    """Boolean (N, N) mask, True where token i may attend to token j, i.e. j <= i (GPT-style)."""
+    """Boolean (T, T) mask, True where token i may attend to token j, i.e. j <= i (GPT-style)."""
     return torch.ones(num_tokens, num_tokens, dtype=torch.bool, device=device).tril()
 
 
@@ -37,27 +38,27 @@ def scaled_dot_product_attention(
     """softmax(q k^T / sqrt(d)) v, written out.
 
     Args:
-        q, k: (..., N, d) queries and keys; v: (..., N, d_v) values. Any leading dims
+        q, k: (..., T, d) queries and keys; v: (..., T, d_v) values. Any leading dims
             (batch, heads) are carried along.
-        mask: optional boolean, broadcastable to (..., N, N); True where attention is allowed.
-            ViT attends everywhere (no mask); GPT passes ``causal_mask(N)``.
+        mask: optional boolean, broadcastable to (..., T, T); True where attention is allowed.
+            ViT attends everywhere (no mask); GPT passes ``causal_mask(T)``.
         dropout_p: dropout on the weights before they mix the values (training only).
         scale: what the scores are multiplied by; None (the default) is 1 / sqrt(d), as in
             ``F.scaled_dot_product_attention``. 1.0 removes the scaling (an ablation).
 
     Returns:
-        out: (..., N, d_v) and weights: (..., N, N), each row a probability distribution
+        out: (..., T, d_v) and weights: (..., T, T), each row a probability distribution
         (taken before dropout).
     """
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(f"queries and keys need the same last dim, got {q.shape[-1]} and {k.shape[-1]}")
     # Without the 1/sqrt(d), the scores' variance grows like d and the softmax saturates.
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-    scores = (q * scale) @ k.transpose(-2, -1)  # (..., N, N)
+    scores = (q * scale) @ k.transpose(-2, -1)  # (..., T, T)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
-    weights = scores.softmax(dim=-1)  # (..., N, N), softmax over the keys
-    out = F.dropout(weights, dropout_p) @ v if dropout_p > 0 else weights @ v  # (..., N, d_v)
+    weights = scores.softmax(dim=-1)  # (..., T, T), softmax over the keys
+    out = F.dropout(weights, dropout_p) @ v if dropout_p > 0 else weights @ v  # (..., T, d_v)
     return out, weights
 
 
@@ -98,15 +99,15 @@ class Attention(nn.Module):
     def forward(
         self, x: torch.Tensor, return_attention: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """(B, N, D) -> (B, N, D); with ``return_attention`` also the (B, h, N, N) weights."""
-        qkv = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
-        q, k, v = qkv.unbind(0)  # (B, h, N, d) each
+        """(B, T, D) -> (B, T, D); with ``return_attention`` also the (B, h, T, T) weights."""
+        qkv = rearrange(self.qkv(x), "b t (three h d) -> three b h t d", three=3, h=self.heads)
+        q, k, v = qkv.unbind(0)  # (B, h, T, d) each
         dropout_p = self.attention_dropout if self.training else 0.0
         if self.fused and not return_attention:
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=self.scale)  # (B, h, N, d)
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=self.scale)  # (B, h, T, d)
             weights = None
         else:
             out, weights = scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=self.scale)
-        out = rearrange(out, "b h n d -> b n (h d)")  # merge the heads: (B, N, D)
+        out = rearrange(out, "b h t d -> b t (h d)")  # merge the heads: (B, T, D)
         out = self.proj_drop(self.proj(out))
         return (out, weights) if return_attention else out

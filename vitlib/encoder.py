@@ -38,7 +38,7 @@ class Mlp(nn.Module):
         self.drop2 = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, N, D) -> (B, N, D)."""
+        """(B, T, D) -> (B, T, D)."""
         return self.drop2(self.fc2(self.drop1(self.act(self.fc1(x)))))
 
 
