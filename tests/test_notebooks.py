@@ -44,6 +44,11 @@ def test_first_code_cell_installs_vitlib_from_the_configured_repository(path):
     assert 'if "google.colab" in sys.modules:' in source  # does nothing outside Colab
     installs = re.findall(r"%pip install -q git\+(\S+)", source)
     assert installs == [repository], f"{path.name} installs from {installs}, _config.yml names {repository}"
+    code = "".join("".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code")
+    if "from myst_nb import glue" in code:  # Colab has no myst-nb: the first cell installs it
+        assert re.search(r"%pip install -q git\+\S+ myst-nb", source), (
+            f"{path.name} uses glue but does not install myst-nb"
+        )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
