@@ -1,16 +1,21 @@
-"""Checkers for chapter 2, patchifying: patchify, sin-cos positions, and the token sequence of Eq. 1.
+"""Checkers for chapter 2, patchifying: patchify, the fixed 2-D sin-cos code, resizing a position table.
 
 from vitlib.exercises import patches
 patches.check_patchify(my_patchify)
 """
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 
 from vitlib.exercises._checking import Case, Mistake, Verdict, check
-from vitlib.patches import patchify, sincos_1d_pos_embed
+from vitlib.patches import patchify, sincos_2d_pos_embed
 
-__all__ = ["check_embed_tokens", "check_patchify", "check_sincos_1d"]
+__all__ = ["check_patchify", "check_resize_pos_embed", "check_sincos_2d"]
+
+# The spacing of float32 numbers near 1: every tolerance below is a few of these, times the size of the
+# numbers involved, so that any correct float32 solution passes however it orders its arithmetic.
+FLOAT32_EPS = torch.finfo(torch.float32).eps
 
 
 def _image_cases() -> list[Case]:
@@ -62,83 +67,218 @@ def check_patchify(function) -> Verdict:
     return check("patchify", function, patchify, _image_cases(), PATCHIFY_MISTAKES, atol=0, rtol=0)
 
 
-def _sincos_concatenated(num_positions: int, dim: int) -> torch.Tensor:
-    interleaved = sincos_1d_pos_embed(num_positions, dim)
-    return torch.cat([interleaved[:, 0::2], interleaved[:, 1::2]], dim=1)
+# --- The fixed 2-D sin-cos code (MoCo v3, MAE) -----------------------------------------------------
 
 
-def _sincos_from(num_positions: int, dim: int, omega: torch.Tensor, first: int = 0) -> torch.Tensor:
-    angle = torch.arange(first, first + num_positions, dtype=torch.float64)[:, None] * omega  # (N, D/2)
-    embed = torch.zeros(num_positions, dim, dtype=torch.float64)
-    embed[:, 0::2], embed[:, 1::2] = angle.sin(), angle.cos()
-    return embed.float()
+def _frequencies(dim: int, denominator: float) -> torch.Tensor:
+    """omega_i = 10000^(-i / denominator) for i = 0 .. D/4 - 1 (the right denominator is D/4)."""
+    return 10000.0 ** (-torch.arange(dim // 4, dtype=torch.float64) / denominator)  # (D/4,)
 
 
-SINCOS_MISTAKES = [
+def _axis_code(positions: torch.Tensor, omega: torch.Tensor, *, interleaved: bool, cos_first: bool) -> torch.Tensor:
+    """(M,) coordinates -> (M, D/2): [sin(pos omega) | cos(pos omega)], or sin and cos interleaved."""
+    angle = positions.double()[:, None] * omega  # (M, D/4)
+    first, second = (angle.cos(), angle.sin()) if cos_first else (angle.sin(), angle.cos())
+    if interleaved:
+        return torch.stack([first, second], dim=-1).flatten(1)  # sin, cos, sin, cos, ...
+    return torch.cat([first, second], dim=1)
+
+
+def _sincos_2d(
+    grid_size: tuple[int, int],
+    dim: int,
+    *,
+    denominator: float | None = None,
+    row_first: bool = True,
+    column_major: bool = False,
+    interleaved: bool = False,
+    mixed_halves: bool = False,
+    cos_first: bool = False,
+    first_position: int = 0,
+) -> torch.Tensor:
+    """The 2-D code written out in float64, with switches for the usual mistakes (all off: correct)."""
+    grid_height, grid_width = grid_size
+    index = torch.arange(grid_height * grid_width)
+    if column_major:
+        rows, cols = index % grid_height, index // grid_height
+    else:
+        rows, cols = index // grid_width, index % grid_width  # row-major, as patchify numbers the patches
+    omega = _frequencies(dim, dim // 4 if denominator is None else denominator)
+    row_code, col_code = (
+        _axis_code(axis + first_position, omega, interleaved=interleaved, cos_first=cos_first) for axis in (rows, cols)
+    )  # (N, D/2) each
+    halves = [row_code, col_code] if row_first else [col_code, row_code]
+    embed = torch.stack(halves, dim=-1).flatten(1) if mixed_halves else torch.cat(halves, dim=1)
+    return embed.float()  # (N, D)
+
+
+SINCOS_2D_MISTAKES = [
     Mistake(
-        "the sines and cosines are concatenated, [sin | cos], instead of interleaved: "
-        "PE(pos, 2i) is a sine and PE(pos, 2i + 1) the cosine of the same angle.",
-        _sincos_concatenated,
+        "the halves are swapped: here the first D/2 channels encode the patch's row and the last D/2 its "
+        "column. (Codebases differ: MAE's code puts the column first; vitlib, like this exercise, the row.)",
+        lambda grid, dim: _sincos_2d(grid, dim, row_first=False),
     ),
     Mistake(
-        "sine and cosine are swapped: the even channels 2i hold the sine, the odd channels 2i + 1 the cosine.",
-        lambda n, d: torch.flip(sincos_1d_pos_embed(n, d).reshape(n, d // 2, 2), dims=[2]).reshape(n, d),
+        "the patches are numbered column by column: patch i sits at row i // gw and column i % gw "
+        "(row-major, the order patchify uses), not at row i % gh and column i // gh.",
+        lambda grid, dim: _sincos_2d(grid, dim, column_major=True),
     ),
     Mistake(
-        "the frequency exponent uses i / D instead of 2i / D: pair i has the angle pos / 10000^(2i / D), "
-        "so the slowest pair still turns by 10000^(-(D-2)/D) per position.",
-        lambda n, d: _sincos_from(n, d, 10000.0 ** (-torch.arange(d // 2, dtype=torch.float64) / d)),
+        "within each half the sines and cosines are interleaved (sin, cos, sin, cos, ... as in the 1-D formula "
+        "of Vaswani et al.); the 2-D code concatenates them: [sin(r w) | cos(r w) | sin(c w) | cos(c w)].",
+        lambda grid, dim: _sincos_2d(grid, dim, interleaved=True),
     ),
     Mistake(
-        "the positions start at 1; the first token has position 0 (its embedding is [0, 1, 0, 1, ...]).",
-        lambda n, d: _sincos_from(n, d, 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d), first=1),
+        "the row and column codes are interleaved channel by channel; they are concatenated, "
+        "[row code | column code], D/2 channels each.",
+        lambda grid, dim: _sincos_2d(grid, dim, mixed_halves=True),
+    ),
+    Mistake(
+        "the 1-D formula was used with the full D: each axis has only D/2 channels, so the frequencies are "
+        "w_i = 10000^(-2i / (D/2)) = 10000^(-i / (D/4)), not 10000^(-2i / D).",
+        lambda grid, dim: _sincos_2d(grid, dim, denominator=dim / 2),
+    ),
+    Mistake(
+        "the frequencies are spread over D: w_i = 10000^(-i / (D/4)) for i = 0 .. D/4 - 1, so that the "
+        "slowest one in each quarter comes close to 1/10000, not 10000^(-i / D).",
+        lambda grid, dim: _sincos_2d(grid, dim, denominator=dim),
+    ),
+    Mistake(
+        "sine and cosine are swapped: each half is [sin | cos], the sines first.",
+        lambda grid, dim: _sincos_2d(grid, dim, cos_first=True),
+    ),
+    Mistake(
+        "the coordinates start at 1; the top-left patch is at row 0, column 0 (its code is [0, ..., 1, ...]).",
+        lambda grid, dim: _sincos_2d(grid, dim, first_position=1),
     ),
 ]
 
 
-def check_sincos_1d(function) -> Verdict:
-    """Check ``function(num_positions, dim)`` -> (N, D), the sinusoidal encoding of Vaswani et al."""
-    cases = [Case(f"{n} positions, dim {d}", (n, d)) for n, d in [(50, 64), (1, 8), (17, 128), (197, 768), (10, 2)]]
-    return check("sincos_1d", function, sincos_1d_pos_embed, cases, SINCOS_MISTAKES, atol=1e-5, rtol=1e-4)
+def check_sincos_2d(function) -> Verdict:
+    """Check ``function(grid_size, dim)`` -> (gh * gw, D), the fixed 2-D sin-cos code of MoCo v3 and MAE.
+
+    Patch (r, c), numbered row by row, gets [sin(r w) | cos(r w) | sin(c w) | cos(c w)] with the D/4
+    frequencies w_i = 10000^(-i / (D/4)), i = 0 .. D/4 - 1: ``vitlib.sincos_2d_pos_embed``.
+    """
+    shapes = [((2, 3), 8), ((4, 4), 64), ((7, 7), 64), ((3, 5), 16), ((14, 14), 768)]
+    names = {(4, 4): " (the book's model)", (7, 7): " (the shipped model)", (14, 14): " (ViT-B/16 at 224x224)"}
+    cases = [Case(f"a {gh}x{gw} grid, dim {dim}{names.get((gh, gw), '')}", ((gh, gw), dim)) for (gh, gw), dim in shapes]
+    # An angle pos * w with pos < 14 is off by a few float32 spacings of pos, whether w comes from a
+    # power or from exp(-log(10000) * ...); sin and cos pass that error on at most unchanged.
+    largest_position = max(max(grid) for grid, _ in shapes) - 1
+    atol = 4 * FLOAT32_EPS * (1 + largest_position)
+    return check("sincos_2d", function, sincos_2d_pos_embed, cases, SINCOS_2D_MISTAKES, atol=atol, rtol=0)
 
 
-def _embed_tokens(patch_tokens: torch.Tensor, cls_token: torch.Tensor, pos_embed: torch.Tensor) -> torch.Tensor:
-    """Eq. 1: z_0 = [x_class; x_p^1 E; ...; x_p^N E] + E_pos."""
-    cls = cls_token.expand(patch_tokens.shape[0], -1, -1)  # (B, 1, D)
-    return torch.cat([cls, patch_tokens], dim=1) + pos_embed  # (B, N + 1, D)
+# --- Resizing a learned position table to a new grid (the paper's Sec. 3.2) ------------------------
 
 
-EMBED_MISTAKES = [
+def _resize(
+    pos_embed: torch.Tensor,
+    old_grid: tuple[int, int],
+    new_grid: tuple[int, int],
+    *,
+    mode: str = "bilinear",
+    align_corners: bool | None = False,
+    read_as: str = "(gh gw)",
+    reshape_without_permute: bool = False,
+    class_token: str = "first",
+) -> torch.Tensor:
+    """(1, 1 + gh*gw, D) -> (1, 1 + gh'*gw', D): the class token's row kept, the patch rows resized as an image."""
+    cls, patches = pos_embed[:, :1], pos_embed[:, 1:]  # (1, 1, D), (1, N, D)
+    grid_height, grid_width = old_grid
+    if reshape_without_permute:
+        image = patches.reshape(1, -1, grid_height, grid_width)  # memory order kept: patches and channels mixed
+    else:
+        image = rearrange(patches, f"b {read_as} d -> b d gh gw", gh=grid_height, gw=grid_width)  # (1, D, gh, gw)
+    image = F.interpolate(image, size=tuple(new_grid), mode=mode, align_corners=align_corners)  # (1, D, gh', gw')
+    if reshape_without_permute:
+        resized = image.reshape(1, -1, image.shape[1])  # and back the same way
+    else:
+        resized = rearrange(image, f"b d gh gw -> b {read_as} d")  # (1, N', D)
+    if class_token == "dropped":
+        return resized
+    if class_token == "last":
+        return torch.cat([resized, cls], dim=1)
+    return torch.cat([cls, resized], dim=1)  # (1, 1 + N', D)
+
+
+def _resize_reference(pos_embed, old_grid, new_grid):
+    return _resize(pos_embed, old_grid, new_grid)
+
+
+RESIZE_MISTAKES = [
     Mistake(
-        "the class token was prepended after the position embeddings were added, so it got none "
-        "(Eq. 1 adds E_pos to the whole sequence, the class token included: E_pos has N + 1 rows).",
-        lambda x, cls, pos: torch.cat([cls.expand(x.shape[0], -1, -1), x + pos[:, 1:]], dim=1),
+        "the class token's row is missing: keep row 0 as it is (the class token has no place on the grid) "
+        "and put it back in front of the resized patch rows.",
+        lambda pos, old, new: _resize(pos, old, new, class_token="dropped"),
     ),
     Mistake(
-        "the class token was prepended after adding position rows 0..N-1 to the patches: the class "
-        "token must get row 0 and patch i row i + 1.",
-        lambda x, cls, pos: torch.cat([cls.expand(x.shape[0], -1, -1), x + pos[:, :-1]], dim=1),
+        "the class token's row ends up last; it stays first, where the class token is.",
+        lambda pos, old, new: _resize(pos, old, new, class_token="last"),
     ),
     Mistake(
-        "the class token is appended at the end; it goes first, so that z_L^0 is the class token.",
-        lambda x, cls, pos: torch.cat([x, cls.expand(x.shape[0], -1, -1)], dim=1) + pos,
+        "the (1, N, D) rows were reshaped straight to (1, D, gh, gw) and back. A reshape keeps memory order, "
+        "so each 'channel image' mixes patches and channels: move D first (permute(0, 2, 1), or "
+        "rearrange 'b (gh gw) d -> b d gh gw') before reshaping, and move it back after.",
+        lambda pos, old, new: _resize(pos, old, new, reshape_without_permute=True),
     ),
     Mistake(
-        "the position embeddings are missing: without them the encoder cannot tell where a patch was.",
-        lambda x, cls, pos: torch.cat([cls.expand(x.shape[0], -1, -1), x], dim=1),
+        "the interpolation is 'nearest', F.interpolate's default: pass mode='bilinear'.",
+        lambda pos, old, new: _resize(pos, old, new, mode="nearest", align_corners=None),
+    ),
+    Mistake(
+        "align_corners=True stretches the grid so that corner patches map onto corner patches; this "
+        "exercise, like timm, treats each vector as the centre of its patch: align_corners=False.",
+        lambda pos, old, new: _resize(pos, old, new, align_corners=True),
+    ),
+    Mistake(
+        "the interpolation is bicubic (what DeiT, MAE and timm use); this exercise asks for bilinear, "
+        "mode='bilinear', so that every answer can be compared.",
+        lambda pos, old, new: _resize(pos, old, new, mode="bicubic"),
+    ),
+    Mistake(
+        "the rows were laid out column by column, (gw gh), instead of row by row, (gh gw): row 1 + i of the "
+        "table belongs to the patch at row i // gw, column i % gw.",
+        lambda pos, old, new: _resize(pos, old, new, read_as="(gw gh)"),
+    ),
+    Mistake(
+        "height and width are swapped in the new size: F.interpolate's size is (height, width) = (gh', gw').",
+        lambda pos, old, new: _resize(pos, old, new[::-1]),
     ),
 ]
 
 
-def check_embed_tokens(function) -> Verdict:
-    """Check ``function(patch_tokens, cls_token, pos_embed)`` -> z_0 of Eq. 1.
+def check_resize_pos_embed(function) -> Verdict:
+    """Check ``function(pos_embed, old_grid, new_grid)``: a learned (1, 1 + gh*gw, D) table resized to a new grid.
 
-    Shapes: patch_tokens (B, N, D), cls_token (1, 1, D), pos_embed (1, N + 1, D); returns (B, N + 1, D).
+    Row 0 (the class token's) is kept; the patch rows, laid out as a (D, gh, gw) image, are resized to
+    (gh', gw') by ``F.interpolate(..., mode="bilinear", align_corners=False)``; returns (1, 1 + gh'*gw', D).
     """
     generator = torch.Generator().manual_seed(0)
+    shapes = [  # (old grid, new grid, D)
+        ((2, 3), (4, 5), 6),
+        ((4, 4), (7, 7), 64),
+        ((7, 7), (4, 4), 64),
+        ((14, 14), (24, 24), 16),
+        ((3, 3), (3, 3), 8),
+    ]
+    names = {
+        (4, 4): ": the book's model to the shipped one",
+        (7, 7): ": and back",
+        (14, 14): ": ViT-B/16, 224 to 384 pixels",
+        (3, 3): ": the same grid",
+    }
     cases = []
-    for b, n, d in [(2, 16, 8), (1, 49, 64), (3, 4, 5)]:
-        tokens = torch.randn(b, n, d, generator=generator)
-        cls, pos = torch.randn(1, 1, d, generator=generator), torch.randn(1, n + 1, d, generator=generator)
-        cases.append(Case(f"batch {b}, {n} patches, dim {d}", (tokens, cls, pos)))
-    return check("embed_tokens", function, _embed_tokens, cases, EMBED_MISTAKES)
+    for old, new, dim in shapes:
+        table = torch.randn(1, 1 + old[0] * old[1], dim, generator=generator)
+        description = f"{old[0]}x{old[1]} to {new[0]}x{new[1]} grid, dim {dim}{names.get(old, '')}"
+        cases.append(Case(description, (table, old, new)))
+    # Each output is v0 + t (v1 - v0) along each axis, with a weight t in [0, 1] computed from a source
+    # coordinate of up to (grid side) patches: t is off by a few float32 spacings of that side (more when
+    # the coordinate goes through grid_sample's [-1, 1] range), so an output is off by that much times
+    # the largest input.
+    largest = max(case.args[0].abs().max().item() for case in cases)
+    largest_side = max(max(*old, *new) for old, new, _ in shapes)
+    atol = 4 * FLOAT32_EPS * largest * (1 + largest_side)
+    return check("resize_pos_embed", function, _resize_reference, cases, RESIZE_MISTAKES, atol=atol, rtol=0)
