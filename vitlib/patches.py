@@ -140,7 +140,8 @@ def sincos_2d_pos_embed(grid_size: tuple[int, int], dim: int, temperature: float
     :class:`LearnedPosEmbed2d`). Here a quarter of the channels encodes the row with sines, a
     quarter with cosines, and the other half the column in the same way (each half the 1-D code
     of Vaswani et al. over D/2 channels), so two patches in the same row share half of their
-    embedding.
+    embedding. The sines and cosines are grouped, not interleaved, and the row half comes first
+    (MAE's code puts the column half first: the same code with the halves swapped).
 
     Returns:
         (gh * gw, D), patches in row-major order; D must be divisible by 4.
