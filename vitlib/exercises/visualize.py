@@ -1,45 +1,101 @@
-"""Checkers for chapter 6, what the model learned: mean pooling and attention rollout.
+"""Checkers for chapter 6, what the model learned: Figure 7's position similarity and attention
+distance, and attention rollout.
 
 from vitlib.exercises import visualize
-visualize.check_attention_rollout(my_rollout)
+visualize.check_attention_distance(my_attention_distance)
 """
 
 import torch
+import torch.nn.functional as F
 
 from vitlib.exercises._checking import Case, Mistake, Verdict, check
-from vitlib.viz import attention_rollout
+from vitlib.viz import attention_rollout, mean_attention_distance, patch_distances
 
-__all__ = ["check_attention_rollout", "check_mean_pool"]
+__all__ = ["check_attention_distance", "check_attention_rollout", "check_position_similarity"]
+
+# The spacing of float32 numbers near 1 (2^-23); the tolerances below are derived from it.
+FLOAT32_EPS = torch.finfo(torch.float32).eps
 
 
-def _mean_pool(tokens: torch.Tensor) -> torch.Tensor:
-    return tokens[:, 1:].mean(dim=1)  # (B, 1 + N, D) -> (B, D), the class token left out
+# --- Figure 7, centre: position-embedding similarity ---------------------------------------------
 
 
-MEAN_POOL_MISTAKES = [
+def _position_similarity(pos_embed: torch.Tensor) -> torch.Tensor:
+    """(1, 1 + N, D) with the class token first -> (N, N) cosine similarities of the patches' rows."""
+    unit = F.normalize(pos_embed[0, 1:], dim=-1)  # (N, D), each row of length 1
+    return unit @ unit.T  # (N, N)
+
+
+# A cosine similarity is a dot product of two unit vectors of D numbers: however its D products are
+# summed, float32 rounding moves it by at most about D * eps / 2 (4.6e-5 for D = 768), the two
+# normalizations by a few eps more. The tolerance is twice that bound; correct solutions written in
+# five ways measured at most 7e-7 apart, and every mistake below is off by 1e-2 or more.
+SIMILARITY_ATOL = 768 * FLOAT32_EPS
+
+
+def _similarity_of(rows: torch.Tensor) -> torch.Tensor:
+    unit = F.normalize(rows, dim=-1)
+    return unit @ unit.T
+
+
+POSITION_SIMILARITY_MISTAKES = [
     Mistake(
-        "the class token is in the average: pool the N patch tokens, tokens[:, 1:], and leave token 0 out.",
-        lambda z: z.mean(dim=1),
+        "the class token is in: its position embedding (row 0) marks no place in the image; compare the "
+        "N patches only, pos_embed[0, 1:], which gives (N, N).",
+        lambda e: _similarity_of(e[0]),
     ),
     Mistake(
-        "the average runs over the features (dim=-1) instead of the tokens (dim=1): the result must "
-        "keep one D-vector per image.",
-        lambda z: z[:, 1:].mean(dim=-1),
+        "the last row was dropped instead of the first: the class token comes first, so take pos_embed[0, 1:].",
+        lambda e: _similarity_of(e[0, :-1]),
     ),
-    Mistake("this is the class token itself, tokens[:, 0], not the mean of the patch tokens.", lambda z: z[:, 0]),
-    Mistake("the patch tokens are summed; the pooling averages them (divide by N).", lambda z: z[:, 1:].sum(dim=1)),
+    Mistake(
+        "these are plain dot products: divide by both lengths (or normalize each row first) to get the cosine.",
+        lambda e: e[0, 1:] @ e[0, 1:].T,
+    ),
+    Mistake(
+        "each feature was normalized across the positions (dim=0); normalize each embedding, dim=-1.",
+        lambda e: F.normalize(e[0, 1:], dim=0) @ F.normalize(e[0, 1:], dim=0).T,
+    ),
+    Mistake(
+        "this is the correlation (each embedding centred first, as torch.corrcoef does); the cosine "
+        "similarity does not subtract the mean.",
+        lambda e: torch.corrcoef(e[0, 1:]),
+    ),
+    Mistake(
+        "these are Euclidean distances between the embeddings; Figure 7 shows cosine similarities.",
+        lambda e: torch.cdist(e[0, 1:], e[0, 1:]),
+    ),
+    Mistake(
+        "the batch dimension is still there: return (N, N), not (1, N, N).",
+        lambda e: _position_similarity(e)[None],
+    ),
 ]
 
 
-def check_mean_pool(function) -> Verdict:
-    """Check ``function(tokens)``: (B, 1 + N, D) encoder output with the class token first -> (B, D),
-    the mean of the N patch tokens (the pooling ViT's ``pool='mean'`` uses instead of the class token)."""
+def check_position_similarity(function) -> Verdict:
+    """Check ``function(pos_embed)``: a (1, 1 + N, D) position-embedding table, class token first ->
+    (N, N), the cosine similarity between the position embeddings of every pair of patches (the class
+    token left out), as Figure 7 (centre) shows them."""
     generator = torch.Generator().manual_seed(0)
-    cases = [
-        Case(f"tokens ({b}, 1 + {n}, {d})", (torch.randn(b, 1 + n, d, generator=generator),))
-        for b, n, d in [(2, 16, 8), (3, 49, 64), (1, 4, 5)]
-    ]
-    return check("mean_pool", function, _mean_pool, cases, MEAN_POOL_MISTAKES)
+    cases = []
+    for n, d, what in [(16, 64, "the book's model"), (49, 64, "the shipped model"), (196, 768, "ViT-B/16"), (6, 8, "")]:
+        # small random embeddings, as at initialization, each shifted by its own constant
+        table = torch.randn(1, 1 + n, d, generator=generator) + torch.randn(1, 1 + n, 1, generator=generator)
+        table = 0.02 * table  # (1, T, D)
+        label = f"pos_embed (1, 1 + {n}, {d})" + (f": {what}" if what else "")
+        cases.append(Case(label, (table,)))
+    return check(
+        "position_similarity",
+        function,
+        _position_similarity,
+        cases,
+        POSITION_SIMILARITY_MISTAKES,
+        atol=SIMILARITY_ATOL,
+        rtol=0.0,
+    )
+
+
+# --- Attention rollout ---------------------------------------------------------------------------
 
 
 def _mixed(weights: torch.Tensor, residual_weight: float) -> torch.Tensor:
@@ -108,3 +164,130 @@ def check_attention_rollout(function) -> Verdict:
         maps = [_random_attention(b, heads, tokens, generator) for _ in range(layers)]
         cases.append(Case(f"{layers} layers of ({b}, {heads}, {tokens}, {tokens}), residual weight {w}", (maps, w)))
     return check("attention_rollout", function, attention_rollout, cases, ROLLOUT_MISTAKES)
+
+
+# --- Figure 7, right: mean attention distance ----------------------------------------------------
+
+
+def _attention_distance(weights: torch.Tensor, grid_size: tuple[int, int], patch_size: int) -> torch.Tensor:
+    """One layer's (B, h, 1 + N, 1 + N) attention, class token first -> (h,) mean distances in pixels."""
+    return mean_attention_distance([weights], grid_size, patch_size)[0]
+
+
+def _positions(grid_size: tuple[int, int], patch_size: int, order: str = "rows") -> torch.Tensor:
+    """(N, 2) patch positions in pixels, (row, column); ``order='columns'`` reads the grid the wrong way."""
+    index = torch.arange(grid_size[0] * grid_size[1])
+    if order == "rows":
+        rows, cols = index // grid_size[1], index % grid_size[1]
+    else:  # column by column: as if the grid were (gw, gh)
+        rows, cols = index % grid_size[0], index // grid_size[0]
+    return torch.stack([rows, cols], dim=1).float() * patch_size
+
+
+def _per_query(weights, distances, *, renormalize=True, drop="first"):
+    """(B, h, N): each query patch's attention-weighted mean distance, in the ways a reader might compute it."""
+    patch_weights = weights[..., 1:, 1:] if drop == "first" else weights[..., :-1, :-1]  # (B, h, N, N)
+    if renormalize:
+        patch_weights = patch_weights / patch_weights.sum(dim=-1, keepdim=True)
+    return (patch_weights * distances).sum(dim=-1)
+
+
+def _euclidean(grid, p, order="rows"):
+    positions = _positions(grid, p, order)
+    return (positions[:, None] - positions[None]).norm(dim=-1)  # (N, N)
+
+
+def _manhattan(grid, p):
+    positions = _positions(grid, p)
+    return (positions[:, None] - positions[None]).abs().sum(dim=-1)
+
+
+ATTENTION_DISTANCE_MISTAKES = [
+    Mistake(
+        "the class token's column was dropped but the rows were not renormalized, so each query's weights "
+        "over the patches sum to less than 1 (as if the class token were a key at distance 0). Divide each "
+        "row by its sum over the N patches.",
+        lambda a, grid, p: _per_query(a, _euclidean(grid, p), renormalize=False).mean(dim=(0, 2)),
+    ),
+    Mistake(
+        "the last token was dropped instead of the first: the class token is token 0, so keep weights[..., 1:, 1:].",
+        lambda a, grid, p: _per_query(a, _euclidean(grid, p), drop="last").mean(dim=(0, 2)),
+    ),
+    Mistake(
+        "the distances are in patches, not pixels: multiply the grid steps by the patch size P.",
+        lambda a, grid, p: _attention_distance(a, grid, p) / p,
+    ),
+    Mistake(
+        "the distances are not weighted by attention: this is the mean distance between all pairs of "
+        "patches, the same for every head. Weight each distance by the query's attention to that patch.",
+        lambda a, grid, p: patch_distances(grid, p).mean().expand(a.shape[1]),
+    ),
+    Mistake(
+        "the heads are averaged together: keep one mean distance per head, shape (h,).",
+        lambda a, grid, p: _attention_distance(a, grid, p).mean(),
+    ),
+    Mistake(
+        "these are Manhattan distances (|rows| + |columns|); the distance between two patches is "
+        "Euclidean, sqrt(rows^2 + columns^2).",
+        lambda a, grid, p: _per_query(a, _manhattan(grid, p)).mean(dim=(0, 2)),
+    ),
+    Mistake(
+        "the distances are squared: take the square root.",
+        lambda a, grid, p: _per_query(a, _euclidean(grid, p) ** 2).mean(dim=(0, 2)),
+    ),
+    Mistake(
+        "rows and columns of the grid are swapped: patch n sits in row n // gw and column n % gw "
+        "(raster order, gw patches to a row). A square grid hides this; a (3, 5) grid does not.",
+        lambda a, grid, p: _per_query(a, _euclidean(grid, p, order="columns")).mean(dim=(0, 2)),
+    ),
+    Mistake(
+        "the distances are summed over the query patches instead of averaged.",
+        lambda a, grid, p: _per_query(a, _euclidean(grid, p)).sum(dim=2).mean(dim=0),
+    ),
+    Mistake(
+        "one distance per query patch is left, (h, N): average over the query patches too.",
+        lambda a, grid, p: _per_query(a, _euclidean(grid, p)).mean(dim=0),
+    ),
+    Mistake(
+        "one distance per image is left, (B, h): average over the images too.",
+        lambda a, grid, p: _per_query(a, _euclidean(grid, p)).mean(dim=2),
+    ),
+]
+
+# Every term summed is a weight times a distance, none negative, so however they are added float32
+# rounding moves the result by at most about (number of terms) * eps / 2 of its size: N terms per
+# query, then B * N queries averaged, (49 + 98) * 6e-8 = 9e-6 here. The tolerance is three times that;
+# correct solutions written in five ways measured at most 1.5e-7 apart, every mistake 1e-3 or more.
+DISTANCE_RTOL = 256 * FLOAT32_EPS
+
+
+def check_attention_distance(function) -> Verdict:
+    """Check ``function(weights, grid_size, patch_size)`` -> (h,), one layer's mean attention distance.
+
+    ``weights`` is one layer's attention, (B, h, 1 + N, 1 + N) with the class token first, for a
+    (gh, gw) grid of P x P patches in raster order. For each head: for every image and every query
+    patch i, the attention-weighted mean of the distances in pixels from patch i to every patch j
+    (itself included, at distance 0), with the class token left out as query and as key and each
+    row renormalized over the N patches; then the mean over the images and the query patches.
+    """
+    generator = torch.Generator().manual_seed(0)
+    cases = []
+    for b, heads, grid, p, what in [
+        (2, 4, (4, 4), 7, "the book's model"),
+        (1, 4, (7, 7), 4, "the shipped model"),
+        (3, 2, (3, 5), 2, "a grid wider than tall"),
+        (2, 3, (6, 2), 8, "a grid taller than wide"),
+    ]:
+        tokens = 1 + grid[0] * grid[1]
+        weights = _random_attention(b, heads, tokens, generator)
+        label = f"weights ({b}, {heads}, {tokens}, {tokens}), grid {grid}, patch {p}" + (f": {what}" if what else "")
+        cases.append(Case(label, (weights, grid, p)))
+    return check(
+        "attention_distance",
+        function,
+        _attention_distance,
+        cases,
+        ATTENTION_DISTANCE_MISTAKES,
+        atol=1e-6,
+        rtol=DISTANCE_RTOL,
+    )

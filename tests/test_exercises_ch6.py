@@ -1,0 +1,247 @@
+"""Chapter 6's checkers: correct answers written in different ways pass, and each listed mistake is named.
+
+Attention rollout's checker is tested with the other chapters' in test_exercises.py.
+"""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vitlib import viz
+from vitlib.exercises import visualize
+
+# --- position similarity: correct answers, written differently -------------------------------------
+
+
+def similarity_cosine_similarity(pos_embed):
+    patches = pos_embed[0, 1:]  # (N, D)
+    return F.cosine_similarity(patches[:, None, :], patches[None, :, :], dim=-1)
+
+
+def similarity_dot_over_lengths(pos_embed):
+    patches = pos_embed.squeeze(0)[1:]
+    lengths = patches.norm(dim=1)
+    return (patches @ patches.T) / torch.outer(lengths, lengths)
+
+
+def similarity_elementwise_sum(pos_embed):
+    patches = pos_embed[0, 1:]
+    unit = patches / (patches**2).sum(-1, keepdim=True).sqrt()
+    return (unit[:, None, :] * unit[None, :, :]).sum(-1)  # summed in another order than a matmul
+
+
+def similarity_float64(pos_embed):
+    patches = pos_embed[0, 1:].double()
+    unit = patches / patches.norm(dim=-1, keepdim=True)
+    return (unit @ unit.T).float()
+
+
+# --- attention distance: correct answers, written differently --------------------------------------
+
+
+def distance_plain_python(weights, grid_size, patch_size):
+    """Loops over everything, in Python floats (float64)."""
+    batch, heads = weights.shape[:2]
+    rows, cols = grid_size
+    n = rows * cols
+    w = weights.tolist()
+    result = []
+    for head in range(heads):
+        total = 0.0
+        for b in range(batch):
+            for i in range(n):
+                row_i, col_i = divmod(i, cols)
+                attention = w[b][head][1 + i][1:]  # query patch i over the N patch keys
+                weighted = 0.0
+                for j in range(n):
+                    row_j, col_j = divmod(j, cols)
+                    weighted += attention[j] * patch_size * math.hypot(row_i - row_j, col_i - col_j)
+                total += weighted / sum(attention)
+        result.append(total / (batch * n))
+    return torch.tensor(result)
+
+
+def distance_cdist_centres(weights, grid_size, patch_size):
+    """Pixel centres of the patches, torch.cdist, einsum."""
+    ys, xs = torch.meshgrid(torch.arange(grid_size[0]), torch.arange(grid_size[1]), indexing="ij")
+    centres = (torch.stack([ys, xs], dim=-1).reshape(-1, 2).float() + 0.5) * patch_size  # (N, 2)
+    distances = torch.cdist(centres, centres)  # (N, N)
+    patches = weights[:, :, 1:, 1:]
+    patches = patches / patches.sum(-1, keepdim=True)
+    return torch.einsum("bhij,ij->bhi", patches, distances).mean(dim=(0, 2))
+
+
+def distance_xy_meshgrid(weights, grid_size, patch_size):
+    """'xy' indexing, a broadcast difference, and the means taken one at a time."""
+    gh, gw = grid_size
+    x, y = torch.meshgrid(torch.arange(gw), torch.arange(gh), indexing="xy")  # both (gh, gw)
+    x, y = x.flatten() * patch_size, y.flatten() * patch_size
+    distances = torch.sqrt((x[:, None] - x[None]) ** 2 + (y[:, None] - y[None]) ** 2).float()
+    a = weights[..., 1:, 1:]
+    per_query = (a * distances).sum(-1) / a.sum(-1)  # (B, h, N)
+    return per_query.mean(-1).mean(0)
+
+
+def distance_float64(weights, grid_size, patch_size):
+    distances = viz.patch_distances(grid_size, patch_size).double()
+    a = weights[..., 1:, 1:].double()
+    return ((a / a.sum(-1, keepdim=True)) @ distances).diagonal(dim1=-2, dim2=-1).mean(dim=(0, 2)).float()
+
+
+CORRECT = [
+    (visualize.check_position_similarity, similarity_cosine_similarity),
+    (visualize.check_position_similarity, similarity_dot_over_lengths),
+    (visualize.check_position_similarity, similarity_elementwise_sum),
+    (visualize.check_position_similarity, similarity_float64),
+    (visualize.check_attention_distance, distance_plain_python),
+    (visualize.check_attention_distance, distance_cdist_centres),
+    (visualize.check_attention_distance, distance_xy_meshgrid),
+    (visualize.check_attention_distance, distance_float64),
+    (visualize.check_attention_distance, lambda a, grid, p: viz.mean_attention_distance([a], grid, p)[0]),
+]
+
+
+@pytest.mark.parametrize("checker, answer", CORRECT, ids=[f"{c.__name__}-{a.__name__}" for c, a in CORRECT])
+def test_correct_answers_written_differently_pass(checker, answer, capsys):
+    verdict = checker(answer)
+    assert verdict.passed, verdict.report
+    assert capsys.readouterr().out.startswith("✓")
+
+
+# --- wrong answers, as a reader would write them -----------------------------------------------------
+
+
+def _patches(pos_embed):
+    return pos_embed[0, 1:]
+
+
+def _grid_distances(grid_size, patch_size, norm=2):
+    gh, gw = grid_size
+    rows = torch.arange(gh * gw) // gw
+    cols = torch.arange(gh * gw) % gw
+    steps = torch.stack([rows, cols], dim=1).float()
+    return torch.cdist(steps, steps, p=norm) * patch_size
+
+
+def _distance(weights, distances, renormalize=True):
+    a = weights[:, :, 1:, 1:]
+    if renormalize:
+        a = a / a.sum(-1, keepdim=True)
+    return (a * distances).sum(-1)  # (B, h, N)
+
+
+WRONG = [
+    # position similarity
+    (
+        visualize.check_position_similarity,
+        lambda e: F.cosine_similarity(e[0][:, None], e[0][None], dim=-1),
+        "class token is in",
+    ),
+    (
+        visualize.check_position_similarity,
+        lambda e: F.cosine_similarity(e[0, :-1, None], e[0, None, :-1], dim=-1),
+        "last row was dropped",
+    ),
+    (visualize.check_position_similarity, lambda e: e[0, 1:] @ e[0, 1:].transpose(0, 1), "plain dot products"),
+    (
+        visualize.check_position_similarity,
+        lambda e: (u := e[0, 1:] / e[0, 1:].norm(dim=0)) @ u.T,
+        "across the positions",
+    ),
+    (visualize.check_position_similarity, lambda e: torch.corrcoef(_patches(e)), "correlation"),
+    (
+        visualize.check_position_similarity,
+        lambda e: torch.cdist(_patches(e)[None], _patches(e)[None])[0],
+        "Euclidean distances",
+    ),
+    (visualize.check_position_similarity, lambda e: similarity_cosine_similarity(e)[None], "batch dimension"),
+    # attention distance
+    (
+        visualize.check_attention_distance,
+        lambda a, g, p: _distance(a, _grid_distances(g, p), False).mean((0, 2)),
+        "not renormalized",
+    ),
+    (
+        visualize.check_attention_distance,
+        lambda a, g, p: distance_cdist_centres(torch.roll(a, shifts=(1, 1), dims=(2, 3)), g, p),
+        "last token was dropped",
+    ),
+    (
+        visualize.check_attention_distance,
+        lambda a, g, p: _distance(a, _grid_distances(g, 1)).mean((0, 2)),
+        "in patches",
+    ),
+    (
+        visualize.check_attention_distance,
+        lambda a, g, p: _grid_distances(g, p).mean() * torch.ones(a.shape[1]),
+        "not weighted by attention",
+    ),
+    (
+        visualize.check_attention_distance,
+        lambda a, g, p: _distance(a, _grid_distances(g, p)).mean(),
+        "heads are averaged",
+    ),
+    (
+        visualize.check_attention_distance,
+        lambda a, g, p: _distance(a, _grid_distances(g, p, 1)).mean((0, 2)),
+        "Manhattan",
+    ),
+    (
+        visualize.check_attention_distance,
+        lambda a, g, p: _distance(a, _grid_distances(g, p) ** 2).mean((0, 2)),
+        "squared",
+    ),
+    (
+        visualize.check_attention_distance,
+        lambda a, g, p: _distance(a, _grid_distances(g[::-1], p)).mean((0, 2)),
+        "rows and columns of the grid are swapped",
+    ),
+    (
+        visualize.check_attention_distance,
+        lambda a, g, p: _distance(a, _grid_distances(g, p)).sum(2).mean(0),
+        "summed over the query",
+    ),
+    (
+        visualize.check_attention_distance,
+        lambda a, g, p: _distance(a, _grid_distances(g, p)).mean(0),
+        "one distance per query",
+    ),
+    (
+        visualize.check_attention_distance,
+        lambda a, g, p: _distance(a, _grid_distances(g, p)).mean(2),
+        "one distance per image",
+    ),
+]
+
+
+@pytest.mark.parametrize("checker, answer, named", WRONG, ids=[f"{c.__name__}-{n}" for c, _, n in WRONG])
+def test_each_mistake_is_named(checker, answer, named, capsys):
+    verdict = checker(answer)
+    assert not verdict.passed
+    assert verdict.mistake is not None and named in verdict.mistake, verdict.report
+    assert "Likely mistake: " in capsys.readouterr().out
+
+
+def test_every_listed_mistake_is_recognised_by_some_wrong_answer():
+    named = {checker(answer).mistake for checker, answer, _ in WRONG}
+    listed = {m.description for m in visualize.POSITION_SIMILARITY_MISTAKES + visualize.ATTENTION_DISTANCE_MISTAKES}
+    assert listed - named == set()
+
+
+def test_tolerances_accept_float32_rounding_but_not_a_small_real_error():
+    generator = torch.Generator().manual_seed(1)
+    weights = (2 * torch.randn(2, 3, 50, 50, generator=generator)).softmax(-1)
+    exact = distance_float64(weights, (7, 7), 4)
+    float32 = viz.mean_attention_distance([weights], (7, 7), 4)[0]
+    # the checker's relative tolerance is far above what float32 rounding did here ...
+    assert ((float32 - exact).abs() / exact).max() < visualize.DISTANCE_RTOL / 10
+    # ... and a distance 0.1% off still fails
+    assert not visualize.check_attention_distance(lambda a, g, p: 1.001 * distance_float64(a, g, p))
+    assert not visualize.check_position_similarity(lambda e: similarity_float64(e) + 1e-3)
+
+
+def test_the_checkers_use_the_books_and_the_shipped_models_grids():
+    report = visualize.check_attention_distance(distance_float64).report
+    assert "grid (4, 4), patch 7" in report and "grid (7, 7), patch 4" in report and "grid (3, 5)" in report
