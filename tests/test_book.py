@@ -80,7 +80,7 @@ def test_chapter_renders_with_math_figures_and_colab_button(site, chapter, tmp_p
         assert (page.parent / src).resolve().stat().st_size > 1000, src
     # the exercises' solutions sit behind a toggle, and each passed its checker during the build
     solutions = dom.count("Show the solution")
-    assert solutions >= (2 if chapter.startswith("06") else 3)
+    assert solutions >= 3
     assert dom.count("✓ ") >= solutions and "✗ " not in dom
     # the launch button opens this notebook in Colab
     colab = f"https://colab.research.google.com/github/vit-from-scratch/vit-book/blob/main/book/{chapter}.ipynb"

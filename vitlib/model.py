@@ -157,7 +157,11 @@ class VisionTransformer(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Truncated-normal(0.02) weights and zero biases, as in timm and the paper's JAX code."""
+        """Truncated-normal(0.02) weights and zero biases, as timm initializes its ViTs.
+
+        The paper's JAX code differs: Xavier-uniform linear layers, a zero head, N(0, 0.02)
+        position embeddings. Both train; timm's is the one most PyTorch ViTs start from.
+        """
         if isinstance(self.pos_embed, nn.Parameter):
             nn.init.trunc_normal_(self.pos_embed, std=0.02)
         if self.pos_embed_2d is not None:

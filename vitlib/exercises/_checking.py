@@ -6,6 +6,7 @@ well-known wrong answer returns. When the reader's output differs from the refer
 checker looks for a mistake that returns exactly the reader's output and names it.
 """
 
+import textwrap
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -219,7 +220,24 @@ def _recognise(actual: Any, mistakes: Sequence[Mistake], case: Case, call: Calla
     return None
 
 
+REPORT_WIDTH = 72  # the book's output column shows about 74 characters
+
+
+def _wrap(report: str) -> str:
+    """Fold the report's prose to REPORT_WIDTH; indented code (a traceback's lines) stays as it is."""
+    folded = []
+    for line in report.splitlines():
+        indent = len(line) - len(line.lstrip(" "))
+        if indent > 2 or len(line) <= REPORT_WIDTH or line.lstrip().startswith('File "'):
+            folded.append(line)
+            continue
+        hanging = " " * (indent + 2)  # under the text of a "  - " item or a "✗ " line
+        folded.extend(textwrap.wrap(line, REPORT_WIDTH, subsequent_indent=hanging, break_on_hyphens=False))
+    return "\n".join(folded)
+
+
 def _finish(exercise: str, passed: bool, report: str, verbose: bool, mistake: str | None = None) -> Verdict:
+    report = _wrap(report)
     if verbose:
         print(report)
     return Verdict(exercise, passed, report, mistake)

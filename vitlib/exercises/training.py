@@ -1,7 +1,7 @@
-"""Checkers for chapter 5, training: the learning-rate schedule, label-smoothed cross-entropy, accuracy.
+"""Checkers for chapter 5, training: the schedule's step counts, label smoothing, the confusion matrix.
 
 from vitlib.exercises import training
-training.check_lr_schedule(my_lr_at)
+training.check_schedule_steps(my_schedule_steps)
 """
 
 import math
@@ -10,67 +10,65 @@ import torch
 import torch.nn.functional as F
 
 from vitlib.exercises._checking import Case, Mistake, Verdict, check
-from vitlib.train import lr_at
 
-__all__ = ["check_accuracy", "check_lr_schedule", "check_smoothed_cross_entropy"]
-
-
-def _schedule(function, total_steps: int, warmup_steps: int) -> torch.Tensor:
-    """The multiplier at every step 0..total_steps-1 as a float64 tensor: the curve the chapter plots."""
-    multipliers = [float(function(step, total_steps, warmup_steps)) for step in range(total_steps)]
-    return torch.tensor(multipliers, dtype=torch.float64)  # (total_steps,)
+__all__ = ["check_confusion_matrix", "check_schedule_steps", "check_smoothed_cross_entropy"]
 
 
-def _reference_schedule(step: int, total_steps: int, warmup_steps: int) -> float:
-    return lr_at(step, total_steps, warmup_steps)
+def _schedule_steps(num_images: int, batch_size: int, epochs: int, warmup_epochs: float) -> tuple[int, int]:
+    """(total_steps, warmup_steps), counted as `vitlib.train.fit` counts them."""
+    steps_per_epoch = num_images // batch_size  # drop_last=True: the last, incomplete batch is skipped
+    return epochs * steps_per_epoch, round(warmup_epochs * steps_per_epoch)
 
 
-def _cosine(progress: float) -> float:
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
-SCHEDULE_MISTAKES = [
+SCHEDULE_STEPS_MISTAKES = [
     Mistake(
-        "the warm-up starts at 0 (step / warmup_steps): the first step would not move the weights at all; "
-        "use (step + 1) / warmup_steps so that step warmup_steps - 1 reaches the peak.",
-        lambda s, t, w: s / w if s < w else _cosine((s - w) / max(1, t - w)),
+        "the last, incomplete batch is counted (a ceiling division): vitlib's training loader has "
+        "drop_last=True, so an epoch has num_images // batch_size steps.",
+        lambda n, b, e, w: (e * math.ceil(n / b), round(w * math.ceil(n / b))),
     ),
     Mistake(
-        "the cosine runs over all total_steps instead of the total_steps - warmup_steps after the "
-        "warm-up, so it does not start at 1 right after the warm-up and never reaches 0.",
-        lambda s, t, w: (s + 1) / w if s < w else _cosine(s / t),
+        "the steps per epoch are num_images / batch_size, not a whole number: an epoch has "
+        "num_images // batch_size steps (drop_last=True).",
+        lambda n, b, e, w: (e * n / b, w * n / b),
     ),
     Mistake(
-        "there is no warm-up: the multiplier must rise linearly from 1 / warmup_steps to 1 first.",
-        lambda s, t, w: _cosine(s / max(1, t)),
+        "the warm-up is truncated, int(warmup_epochs * steps_per_epoch); round it to the nearest step, "
+        "as vitlib.train.fit does.",
+        lambda n, b, e, w: (e * (n // b), int(w * (n // b))),
     ),
     Mistake(
-        "the decay is linear, not a cosine: 0.5 (1 + cos(pi * progress)).",
-        lambda s, t, w: (s + 1) / w if s < w else 1 - min(1.0, (s - w) / max(1, t - w)),
+        "the warm-up is given in epochs; the schedule counts optimizer steps: warmup_epochs * "
+        "steps_per_epoch, rounded.",
+        lambda n, b, e, w: (e * (n // b), w),
     ),
     Mistake(
-        "the decay is cos(pi * progress), which goes negative; the half-cosine is 0.5 (1 + cos(pi * progress)).",
-        lambda s, t, w: (s + 1) / w if s < w else math.cos(math.pi * min(1.0, (s - w) / max(1, t - w))),
+        "total_steps counts images, not optimizer steps: one step per batch, epochs * (num_images // batch_size).",
+        lambda n, b, e, w: (e * n, round(w * n)),
     ),
     Mistake(
-        "the learning rate stays at its peak after the warm-up: it must decay to 0 along a cosine.",
-        lambda s, t, w: (s + 1) / w if s < w else 1.0,
+        "total_steps leaves the warm-up out; it counts every step of the run, warm-up included.",
+        lambda n, b, e, w: (e * (n // b) - round(w * (n // b)), round(w * (n // b))),
+    ),
+    Mistake(
+        "the two numbers are in the wrong order: return (total_steps, warmup_steps).",
+        lambda n, b, e, w: _schedule_steps(n, b, e, w)[::-1],
     ),
 ]
 
 
-def check_lr_schedule(function) -> Verdict:
-    """Check ``function(step, total_steps, warmup_steps)`` -> the multiplier of the peak learning rate.
+def check_schedule_steps(function) -> Verdict:
+    """Check ``function(num_images, batch_size, epochs, warmup_epochs)`` -> (total_steps, warmup_steps).
 
-    Linear warm-up to 1 over ``warmup_steps`` steps (step 0 gets 1 / warmup_steps), then a half-cosine
-    from 1 to 0 over the remaining steps. The checker calls it at every step; an entry [i] of the
-    report is step i.
+    The numbers a run's learning-rate schedule needs before any loader exists: one optimizer step
+    per batch, the last incomplete batch dropped (``drop_last=True``), the warm-up rounded to the
+    nearest step, as `vitlib.train.fit` counts them.
     """
     cases = [
-        Case(f"{total} steps, {warmup} of warm-up", (total, warmup))
-        for total, warmup in [(100, 10), (430, 43), (37, 5), (20, 0)]
-    ]
-    return check("lr_schedule", function, _reference_schedule, cases, SCHEDULE_MISTAKES, call=_schedule, atol=1e-7)
+        Case(f"{n:,} images, batch {b}, {e} epochs, {w:g} of warm-up", (n, b, e, w))
+        for n, b, e, w in [(55_000, 128, 18, 1), (5_000, 128, 2, 1), (55_000, 128, 85, 3), (1_000, 64, 10, 0.25),
+                           (60_000, 100, 3, 0.5)]
+    ]  # fmt: skip
+    return check("schedule_steps", function, _schedule_steps, cases, SCHEDULE_STEPS_MISTAKES)
 
 
 def _smoothed(logits: torch.Tensor, labels: torch.Tensor, smoothing: float) -> torch.Tensor:
@@ -129,32 +127,71 @@ def check_smoothed_cross_entropy(function) -> Verdict:
     return check("smoothed_cross_entropy", function, _smoothed, cases, SMOOTHING_MISTAKES)
 
 
-def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    return (logits.argmax(dim=-1) == labels).float().mean().item()
+def _confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(K, K) counts: entry [i, j] is the number of examples of class i predicted as class j."""
+    pairs = labels * num_classes + predictions  # (B,): one number per (true, predicted) pair
+    return torch.bincount(pairs, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
-ACCURACY_MISTAKES = [
+def _as_float(value):
+    """Counts of any dtype (an int or float tensor, a NumPy array) as float64, to compare them."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().to(torch.float64)
+    if hasattr(value, "__array__") and not isinstance(value, (int, float)):
+        return torch.as_tensor(value.__array__()).to(torch.float64)
+    return value
+
+
+def _counted_once(predictions, labels, num_classes):
+    matrix = torch.zeros(num_classes, num_classes, dtype=torch.long)
+    matrix[labels, predictions] += 1  # indexed += does not accumulate repeated pairs
+    return matrix
+
+
+CONFUSION_MISTAKES = [
     Mistake(
-        "this is the number of correct predictions, not the fraction: divide by the batch size.",
-        lambda z, y: (z.argmax(dim=-1) == y).sum().item(),
+        "rows and columns are swapped: row i must hold the examples whose true class is i, column j those "
+        "predicted as j (the convention of sklearn and of most papers).",
+        lambda p, y, k: _confusion_matrix(p, y, k).T,
     ),
-    Mistake("this is a percentage; the exercise asks for a fraction in [0, 1].", lambda z, y: 100 * _accuracy(z, y)),
     Mistake(
-        "the prediction takes the largest logit over the batch (dim=0) instead of over the classes (dim=-1).",
-        lambda z, y: (z.argmax(dim=0) == y).float().mean().item(),
+        "matrix[labels, predictions] += 1 counts a repeated (label, prediction) pair only once: indexed "
+        "assignment does not accumulate. Use torch.bincount, or index_put_(..., accumulate=True).",
+        _counted_once,
     ),
-    Mistake("this is the error rate, 1 - accuracy.", lambda z, y: 1 - _accuracy(z, y)),
+    Mistake(
+        "each row is divided by its total: those are per-class rates; the exercise asks for counts.",
+        lambda p, y, k: _confusion_matrix(p, y, k) / _confusion_matrix(p, y, k).sum(1, keepdim=True).clamp(min=1),
+    ),
+    Mistake(
+        "the counts are divided by the number of examples; the exercise asks for counts.",
+        lambda p, y, k: _confusion_matrix(p, y, k) / len(y),
+    ),
+    Mistake(
+        "the size comes from the largest class present; a class that never appears still has its row and "
+        "column: the matrix is (num_classes, num_classes).",
+        lambda p, y, k: _confusion_matrix(p, y, int(max(p.max(), y.max())) + 1),
+    ),
 ]
 
 
-def check_accuracy(function) -> Verdict:
-    """Check ``function(logits, labels)`` -> the fraction of correct predictions, a number in [0, 1].
+def check_confusion_matrix(function) -> Verdict:
+    """Check ``function(predictions, labels, num_classes)`` -> the (K, K) confusion matrix of counts.
 
-    logits (B, K), labels (B,). A Python float or a 0-dim tensor are both fine.
+    predictions and labels are (B,) integer classes; entry [i, j] counts the examples of true class
+    i predicted as class j, so the diagonal holds the correct ones. Any dtype of counts is fine.
     """
     generator = torch.Generator().manual_seed(0)
     cases = []
-    for b, k in [(10, 10), (7, 3), (64, 10), (5, 10)]:
-        logits, labels = torch.randn(b, k, generator=generator), torch.randint(k, (b,), generator=generator)
-        cases.append(Case(f"batch {b}, {k} classes", (logits, labels)))
-    return check("accuracy", function, _accuracy, cases, ACCURACY_MISTAKES, atol=1e-6, rtol=0)
+    for b, k, absent in [(200, 10, None), (7, 3, None), (50, 10, 9), (1, 4, None)]:
+        classes = k - (absent is not None)  # with `absent`, the last class appears nowhere
+        labels = torch.randint(classes, (b,), generator=generator)
+        guesses = torch.randint(classes, (b,), generator=generator)
+        right = torch.rand(b, generator=generator) < 0.7  # a model that is right 70% of the time
+        predictions = torch.where(right, labels, guesses)
+        missing = f", class {absent} never appears" if absent is not None else ""
+        cases.append(Case(f"{b} example{'s' * (b != 1)}, {k} classes{missing}", (predictions, labels, k)))
+    call = lambda fn, *args: _as_float(fn(*args))  # noqa: E731
+    return check(
+        "confusion_matrix", function, _confusion_matrix, cases, CONFUSION_MISTAKES, call=call, atol=1e-9, rtol=0
+    )

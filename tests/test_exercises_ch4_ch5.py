@@ -1,0 +1,402 @@
+"""The checkers of chapters 4 and 5: correct answers written in several ways pass, and each
+common mistake, written as a reader would write it, is named."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import vitlib
+from vitlib.exercises import encoder, training
+
+# --- Correct answers, written differently from vitlib's own code ---------------------------------
+
+
+def drop_path_bernoulli(x, p, training):
+    if not training or p == 0:
+        return x
+    keep = x.new_empty(x.shape[0], 1, 1).bernoulli_(1 - p)
+    return x * keep / (1 - p)
+
+
+def drop_path_where(x, p, training):
+    if not training:
+        return x
+    kept = torch.rand(x.shape[0]) >= p
+    return torch.where(kept[:, None, None], x / (1 - p), torch.zeros_like(x))
+
+
+def drop_path_any_rank(x, p, training):
+    if training:
+        shape = (x.shape[0],) + (1,) * (x.dim() - 1)
+        x = x.div(1 - p) * torch.bernoulli(torch.full(shape, 1 - p))
+    return x
+
+
+def drop_path_module(x, p, training):
+    return vitlib.DropPath(p).train(training)(x)
+
+
+def post_norm(x, blk):
+    z = blk.norm1(x + blk.attn(x))
+    return blk.norm2(z + blk.mlp(z))
+
+
+def post_norm_spelled_out(x, blk):
+    attended = blk.attn(x)
+    x = blk.norm1(attended + x)
+    hidden = blk.mlp.fc2(blk.mlp.act(blk.mlp.fc1(x)))
+    return blk.norm2(hidden + x)
+
+
+def parameter_count(c):
+    d, m, k = c.dim, c.mlp_dim, c.num_classes
+    grid = c.image_size // c.patch_size
+    cls = c.pool == "cls"
+    per_block = 4 * d + 3 * d * d + 3 * d * c.qkv_bias + d * d + d + 2 * d * m + m + d
+    positions = {"learned": (grid * grid + cls) * d, "learned_2d": grid * d}.get(c.pos_embed, 0)
+    embedding = c.patch_size**2 * c.in_chans * d + d + cls * d + positions
+    return embedding + c.depth * per_block + 2 * d * c.norm_first + d * k + k
+
+
+def parameter_count_by_modules(c):
+    with torch.device("meta"):
+        model = vitlib.VisionTransformer(c)
+    return sum(p.numel() for p in model.parameters())
+
+
+def schedule_steps(num_images, batch_size, epochs, warmup_epochs):
+    per_epoch = num_images // batch_size
+    return epochs * per_epoch, round(warmup_epochs * per_epoch)
+
+
+def schedule_steps_floor(num_images, batch_size, epochs, warmup_epochs):
+    per_epoch = math.floor(num_images / batch_size)
+    return int(per_epoch * epochs), int(per_epoch * warmup_epochs + 0.5)
+
+
+def schedule_steps_from_a_loader(num_images, batch_size, epochs, warmup_epochs):
+    loader = DataLoader(TensorDataset(torch.zeros(num_images)), batch_size=batch_size, drop_last=True)
+    return epochs * len(loader), round(warmup_epochs * len(loader))
+
+
+def confusion_bincount(predictions, labels, num_classes):
+    return torch.bincount(labels * num_classes + predictions, minlength=num_classes**2).view(num_classes, -1)
+
+
+def confusion_loop(predictions, labels, num_classes):
+    matrix = torch.zeros(num_classes, num_classes)
+    for true, guess in zip(labels.tolist(), predictions.tolist(), strict=True):
+        matrix[true, guess] += 1
+    return matrix
+
+
+def confusion_index_put(predictions, labels, num_classes):
+    matrix = torch.zeros(num_classes, num_classes, dtype=torch.int32)
+    ones = torch.ones(len(labels), dtype=torch.int32)
+    return matrix.index_put_((labels, predictions), ones, accumulate=True)
+
+
+def confusion_one_hot(predictions, labels, num_classes):
+    return F.one_hot(labels, num_classes).T.float() @ F.one_hot(predictions, num_classes).float()
+
+
+def confusion_numpy(predictions, labels, num_classes):
+    import numpy as np
+
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (labels.numpy(), predictions.numpy()), 1)
+    return matrix
+
+
+CORRECT = [
+    *[(encoder.check_drop_path, f) for f in (drop_path_bernoulli, drop_path_where, drop_path_any_rank)],
+    (encoder.check_drop_path, drop_path_module),
+    (encoder.check_post_norm_block, post_norm),
+    (encoder.check_post_norm_block, post_norm_spelled_out),
+    (encoder.check_parameter_count, parameter_count),
+    (encoder.check_parameter_count, parameter_count_by_modules),
+    (training.check_schedule_steps, schedule_steps),
+    (training.check_schedule_steps, schedule_steps_floor),
+    (training.check_schedule_steps, schedule_steps_from_a_loader),
+    *[
+        (training.check_confusion_matrix, f)
+        for f in (confusion_bincount, confusion_loop, confusion_index_put, confusion_one_hot, confusion_numpy)
+    ],
+]
+
+
+@pytest.mark.parametrize("checker, answer", CORRECT, ids=[f"{c.__name__}-{a.__name__}" for c, a in CORRECT])
+def test_checker_passes_a_correct_answer(checker, answer, capsys):
+    verdict = checker(answer)
+    assert verdict.passed, verdict.report
+    printed = capsys.readouterr().out
+    assert printed.startswith("✓") and "correct on all" in printed
+    assert all(len(line) <= 76 for line in printed.splitlines())  # the book's code column
+
+
+# --- Wrong answers a reader writes, and what the checker must call them ---------------------------
+
+
+def _drop_path(*, mask_shape=None, keep=lambda p: 1 - p, scale=lambda p: 1 / (1 - p), at_eval=None):
+    def drop_path(x, p, training):
+        if not training:
+            return x if at_eval is None else at_eval(x, p)
+        shape = mask_shape(x) if mask_shape else (x.shape[0], 1, 1)
+        mask = (torch.rand(shape) < keep(p)).float()
+        return x * mask * scale(p)
+
+    return drop_path
+
+
+def _post_norm_branch_only(x, blk):
+    x = x + blk.norm1(blk.attn(x))
+    return x + blk.norm2(blk.mlp(x))
+
+
+def _post_norm_one_norm(x, blk):
+    x = blk.norm1(x + blk.attn(x))
+    return blk.norm1(x + blk.mlp(x))
+
+
+def _post_norm_swapped(x, blk):
+    x = blk.norm2(blk.attn(x) + x)
+    return blk.norm1(blk.mlp(x) + x)
+
+
+def _post_norm_residual_from_input(x, blk):
+    z = blk.norm1(x + blk.attn(x))
+    return blk.norm2(x + blk.mlp(z))
+
+
+def _post_norm_normalize_first(x, blk):
+    x = blk.norm1(x)
+    x = blk.attn(x) + x
+    x = blk.norm2(x)
+    return blk.mlp(x) + x
+
+
+def _counted_once(predictions, labels, num_classes):
+    matrix = torch.zeros(num_classes, num_classes)
+    matrix[labels, predictions] += 1
+    return matrix
+
+
+def _count_learned_2d_as_a_table(c):
+    tokens = c.num_patches + (c.pool == "cls")
+    table = tokens * c.dim if c.pos_embed.startswith("learned") else 0
+    return parameter_count(c.__class__(**{**c.to_dict(), "pos_embed": "none"})) + table
+
+
+WRONG = [
+    # chapter 4: DropPath
+    (encoder.check_drop_path, _drop_path(mask_shape=lambda x: (1, 1, 1)), "whole batch"),
+    (encoder.check_drop_path, lambda x, p, training: F.dropout(x, p, training), "every element"),
+    (encoder.check_drop_path, _drop_path(mask_shape=lambda x: x.shape), "every element"),
+    (encoder.check_drop_path, _drop_path(scale=lambda p: 1.0), "not rescaled"),
+    (encoder.check_drop_path, _drop_path(scale=lambda p: 1 / p), "divided by p"),
+    (encoder.check_drop_path, _drop_path(scale=lambda p: 1 - p), "multiplied by 1 - p"),
+    (encoder.check_drop_path, _drop_path(keep=lambda p: p), "used as the keep probability"),
+    (encoder.check_drop_path, lambda x, p, training: x.clone(), "nothing is dropped"),
+    (encoder.check_drop_path, lambda x, p, training: drop_path_bernoulli(x, p, True), "unchanged"),
+    (encoder.check_drop_path, _drop_path(at_eval=lambda x, p: x * (1 - p)), "test-time rule"),
+    # chapter 4: the post-norm block
+    (encoder.check_post_norm_block, lambda x, blk: blk(x), "pre-norm block"),
+    (encoder.check_post_norm_block, _post_norm_branch_only, "output only"),
+    (encoder.check_post_norm_block, _post_norm_one_norm, "norm1 is used after the MLP"),
+    (encoder.check_post_norm_block, _post_norm_swapped, "swapped"),
+    (
+        encoder.check_post_norm_block,
+        lambda x, blk: (lambda z: blk.norm2(z + blk.mlp(z)))(blk.norm1(blk.attn(x))),
+        "around the attention is missing",
+    ),
+    (encoder.check_post_norm_block, lambda x, blk: blk.norm2(blk.mlp(blk.norm1(x + blk.attn(x)))), "around the MLP"),
+    (encoder.check_post_norm_block, _post_norm_residual_from_input, "instead of z'"),
+    (encoder.check_post_norm_block, _post_norm_normalize_first, "added back"),
+    (
+        encoder.check_post_norm_block,
+        lambda x, blk: (lambda z: blk.norm2(z + blk.mlp(z)))(x + blk.attn(x)),
+        "norm1 is missing",
+    ),
+    # chapter 4: the parameter count
+    (
+        encoder.check_parameter_count,
+        lambda c: parameter_count(c) - (2 * c.depth + c.norm_first) * 2 * c.dim,
+        "LayerNorm parameters are missing",
+    ),
+    (encoder.check_parameter_count, lambda c: parameter_count(c) - 2 * c.dim * c.norm_first, "final LayerNorm (after"),
+    (encoder.check_parameter_count, lambda c: parameter_count(c) + 2 * c.dim * (not c.norm_first), "norm_first=False"),
+    (
+        encoder.check_parameter_count,
+        lambda c: (
+            parameter_count(c) - c.num_classes - c.dim - c.depth * (3 * c.dim * c.qkv_bias + 2 * c.dim + c.mlp_dim)
+        ),
+        "biases are missing",
+    ),
+    (encoder.check_parameter_count, lambda c: parameter_count(c) - c.dim * (c.pool == "cls"), "class token (D)"),
+    (
+        encoder.check_parameter_count,
+        lambda c: parameter_count(c) + (c.dim + c.dim * (c.pos_embed == "learned")) * (c.pool == "mean"),
+        "pool='mean'",
+    ),
+    (
+        encoder.check_parameter_count,
+        lambda c: parameter_count(c) + (c.num_patches + (c.pool == "cls")) * c.dim * (c.pos_embed == "sincos"),
+        "not learned",
+    ),
+    (encoder.check_parameter_count, _count_learned_2d_as_a_table, "full table"),
+    (
+        encoder.check_parameter_count,
+        lambda c: parameter_count(c) + c.dim * (c.pos_embed == "learned_2d" and c.pool == "cls"),
+        "the class token gets no position",
+    ),
+    (encoder.check_parameter_count, lambda c: parameter_count(c) - c.dim * c.num_classes - c.num_classes, "head"),
+    # chapter 5: the schedule's steps
+    (
+        training.check_schedule_steps,
+        lambda n, b, e, w: (e * -(-n // b), round(w * -(-n // b))),
+        "incomplete batch is counted",
+    ),
+    (training.check_schedule_steps, lambda n, b, e, w: (e * n / b, w * n / b), "not a whole number"),
+    (training.check_schedule_steps, lambda n, b, e, w: (e * (n // b), int(w * (n // b))), "truncated"),
+    (training.check_schedule_steps, lambda n, b, e, w: (e * (n // b), w), "given in epochs"),
+    (training.check_schedule_steps, lambda n, b, e, w: (e * n, round(w * n)), "counts images"),
+    (
+        training.check_schedule_steps,
+        lambda n, b, e, w: ((e - w) * (n // b), round(w * (n // b))),
+        "leaves the warm-up out",
+    ),
+    (training.check_schedule_steps, lambda n, b, e, w: schedule_steps(n, b, e, w)[::-1], "wrong order"),
+    # chapter 5: the confusion matrix
+    (training.check_confusion_matrix, lambda p, y, k: confusion_bincount(y, p, k), "swapped"),
+    (training.check_confusion_matrix, _counted_once, "only once"),
+    (
+        training.check_confusion_matrix,
+        lambda p, y, k: confusion_loop(p, y, k) / confusion_loop(p, y, k).sum(1, keepdim=True).clamp(min=1),
+        "per-class rates",
+    ),
+    (training.check_confusion_matrix, lambda p, y, k: confusion_loop(p, y, k) / len(y), "number of examples"),
+    (
+        training.check_confusion_matrix,
+        lambda p, y, k: confusion_bincount(p, y, int(torch.cat([p, y]).max()) + 1),
+        "largest class present",
+    ),
+]
+
+
+@pytest.mark.parametrize("checker, answer, named", WRONG, ids=[f"{c.__name__}-{n}" for c, _, n in WRONG])
+def test_checker_names_the_mistake(checker, answer, named, capsys):
+    verdict = checker(answer)
+    assert not verdict.passed
+    assert verdict.mistake is not None and named in verdict.mistake, verdict.report
+    printed = capsys.readouterr().out
+    assert printed.startswith("✗") and "wrong on case" in printed and "Likely mistake: " in printed
+
+
+CATALOGUES = [
+    encoder.DROP_PATH_MISTAKES,
+    encoder.POST_NORM_MISTAKES,
+    encoder.PARAMETER_MISTAKES,
+    training.SCHEDULE_STEPS_MISTAKES,
+    training.CONFUSION_MISTAKES,
+]
+
+
+def test_every_listed_mistake_is_recognised_by_some_wrong_answer():
+    named = {checker(answer).mistake for checker, answer, _ in WRONG}
+    listed = {mistake.description for catalogue in CATALOGUES for mistake in catalogue}
+    assert listed - named == set()
+
+
+@pytest.mark.parametrize(
+    "checker, mistake",
+    [
+        *[(encoder.check_drop_path, m) for m in encoder.DROP_PATH_MISTAKES],
+        *[(encoder.check_post_norm_block, m) for m in encoder.POST_NORM_MISTAKES],
+        *[(encoder.check_parameter_count, m) for m in encoder.PARAMETER_MISTAKES],
+        *[(training.check_schedule_steps, m) for m in training.SCHEDULE_STEPS_MISTAKES],
+        *[(training.check_confusion_matrix, m) for m in training.CONFUSION_MISTAKES],
+    ],
+)
+def test_each_catalogued_wrong_answer_is_named_as_itself(checker, mistake):
+    assert checker(mistake.answer).mistake == mistake.description
+
+
+# --- The references are right, and the checks have no side effects ------------------------------
+
+
+def test_post_norm_reference_is_pytorchs_post_norm_layer():
+    block = encoder._random_block(16, 2, 32, seed=0)
+    layer = nn.TransformerEncoderLayer(
+        16, 2, 32, dropout=0.0, activation="gelu", batch_first=True, norm_first=False, layer_norm_eps=1e-6
+    ).eval()
+    with torch.no_grad():
+        layer.self_attn.in_proj_weight.copy_(block.attn.qkv.weight)
+        layer.self_attn.in_proj_bias.copy_(block.attn.qkv.bias)
+        layer.self_attn.out_proj.weight.copy_(block.attn.proj.weight)
+        layer.self_attn.out_proj.bias.copy_(block.attn.proj.bias)
+        for ours, theirs in [
+            (block.norm1, layer.norm1),
+            (block.norm2, layer.norm2),
+            (block.mlp.fc1, layer.linear1),
+            (block.mlp.fc2, layer.linear2),
+        ]:
+            theirs.weight.copy_(ours.weight)
+            theirs.bias.copy_(ours.bias)
+    x = torch.randn(3, 7, 16)
+    torch.testing.assert_close(encoder._post_norm(x, block), layer(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("num_images, batch_size", [(55_000, 128), (5_000, 128), (60_000, 100), (1_000, 64)])
+def test_schedule_steps_reference_counts_what_a_drop_last_loader_yields(num_images, batch_size):
+    loader = DataLoader(TensorDataset(torch.zeros(num_images)), batch_size=batch_size, drop_last=True)
+    assert sum(1 for _ in loader) == training._schedule_steps(num_images, batch_size, 1, 0)[0]
+
+
+def test_confusion_reference_on_a_worked_example():
+    predictions, labels = torch.tensor([0, 1, 1, 2, 2]), torch.tensor([0, 1, 2, 2, 2])
+    expected = torch.tensor([[1, 0, 0], [0, 1, 0], [0, 1, 2]])  # row: true class, column: predicted
+    assert torch.equal(training._confusion_matrix(predictions, labels, 3), expected)
+
+
+def test_drop_path_check_leaves_the_global_random_state_alone():
+    state = torch.get_rng_state()
+    encoder.check_drop_path(drop_path_where)
+    assert torch.equal(state, torch.get_rng_state())
+
+
+def test_drop_path_reports_exceptions_in_place_changes_and_unwritten_answers():
+    def broken(x, p, training):
+        return x.view(-1, 7)
+
+    verdict = encoder.check_drop_path(broken)
+    assert "raised an error on case 1 of 4" in verdict.report and "broken" in verdict.report
+    assert "_checking.py" not in verdict.report and "exercises/encoder.py" not in verdict.report
+
+    def in_place(x, p, training):
+        return x.mul_(1 / (1 - p)) if training else x
+
+    assert "changed x in place" in encoder.check_drop_path(in_place).report
+
+    def not_yet(x, p, training):
+        raise NotImplementedError
+
+    assert "not written yet" in encoder.check_drop_path(not_yet).report
+    assert "forget to `return`" in encoder.check_drop_path(lambda x, p, training: None).report
+    with pytest.raises(TypeError, match="expects your function itself"):
+        encoder.check_drop_path(torch.zeros(3))
+
+
+def test_drop_path_names_the_first_odd_sample_of_an_unknown_wrong_answer():
+    verdict = encoder.check_drop_path(lambda x, p, training: x * 2 if training else x)
+    assert not verdict.passed and verdict.mistake is None
+    assert "neither all zeros nor x / (1 - p)" in verdict.report
+
+
+def test_confusion_matrix_accepts_any_dtype_but_not_a_wrong_shape():
+    assert training.check_confusion_matrix(lambda p, y, k: confusion_bincount(p, y, k).double())
+    verdict = training.check_confusion_matrix(lambda p, y, k: confusion_bincount(p, y, k).flatten())
+    assert not verdict.passed and "expected shape (10, 10)" in verdict.report
