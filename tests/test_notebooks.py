@@ -147,3 +147,22 @@ def test_measured_numbers_in_prose_are_glued_not_typed(path):
                 context = prose[max(0, match.start() - 50) : match.end() + 20].replace("\n", " ")
                 typed.append(f"{match.group(0)!r} in '...{context}...'")
     assert not typed, "measured numbers typed into the prose; glue them from code instead:\n" + "\n".join(typed)
+
+
+def test_no_chapter_loads_weights_loosely():
+    """strict=False hides a missing or misnamed parameter: the book never uses it."""
+    for path in NOTEBOOKS:
+        assert "strict=False" not in path.read_text(), f"{path.name} loads a state_dict with strict=False"
+
+
+def test_chapter_5_has_the_reader_write_the_whole_vit_and_load_vitlibs_weights_strictly():
+    notebook = json.loads((ROOT / "book" / "05_training.ipynb").read_text())
+    code = "\n".join("".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code")
+    classes = re.findall(r"^class (\w+)\(nn\.Module\):", code, re.MULTILINE)
+    assert len(classes) >= 3, classes  # the pieces (attention, MLP, block) and the model itself
+    vit_class = next(name for name in classes if "vit" in name.lower())
+    body = code[code.index(f"class {vit_class}(") :]
+    body = body[: body.find("\nclass ", 1) if "\nclass " in body[1:] else len(body)]
+    for piece in ("cls_token", "pos_embed", "blocks", "norm", "head"):  # Eq. 1-4 and the head
+        assert piece in body, f"{vit_class} lacks {piece}"
+    assert re.search(r"load_state_dict\([^)]*strict=True", code), "vitlib's weights are not loaded strictly"
