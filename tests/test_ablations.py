@@ -80,3 +80,9 @@ def test_shipped_rows_are_consistent():
             assert row["epochs"] == ablations.EPOCHS, row
         assert row["seed"] in ablations.SEEDS
         assert 0.0 <= row["test_acc"] <= 1.0 and row["multiply_adds"] > 0, row
+
+
+def test_report_is_a_markdown_row_per_variant(quick_results, capsys):
+    assert ablations.main(["--report", "--results", str(quick_results), "--only", "scaling"]) == 0
+    table = capsys.readouterr().out.strip().splitlines()
+    assert len(table) == 2 + len(ablations.ABLATIONS["scaling"]) and table[2].startswith("| scaling | 1/sqrt(d) |")

@@ -54,6 +54,7 @@ __all__ = [
     "SEEDS",
     "Variant",
     "load_results",
+    "markdown_report",
     "multiply_adds_per_image",
     "plan",
     "run_ablations",
@@ -363,6 +364,24 @@ def summarize(rows: list[dict], ablation: str) -> list[dict]:
     return summary
 
 
+def markdown_report(rows: list[dict], names: list[str]) -> str:
+    """The summary of every ablation with rows, as a Markdown table (README's)."""
+    lines = [
+        "| ablation | variant | test error (%) | seeds | epochs | peak lr | s / epoch | parameters | multiply-adds |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name in _check_names(names):
+        for line in summarize(rows, name):
+            spread = f" ± {line['error_std']:.2f}" if line["seeds"] > 1 else ""
+            cells = [
+                name, line["variant"], f"{line['error_mean']:.2f}{spread}", line["seeds"], line["epochs"],
+                f"{line['lr']:g}", f"{line['seconds_per_epoch']:.0f}", f"{line['parameters']:,}",
+                f"{line['multiply_adds']:,}",
+            ]  # fmt: skip
+            lines.append("| " + " | ".join(map(str, cells)) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m vitlib.experiments.ablations",
@@ -376,7 +395,13 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="1 epoch on 256 images, one seed, results in --out: a smoke run"
     )
     parser.add_argument("--results", help=f"results file (default: {RESULTS_FILE}; with --quick, OUT/ablations.json)")
+    parser.add_argument(
+        "--report", action="store_true", help="print the results so far as a Markdown table; train nothing"
+    )
     args = parser.parse_args(argv)
+    if args.report:
+        print(markdown_report(load_results(args.results or RESULTS_FILE)["rows"], args.only or list(ABLATIONS)))
+        return 0
     out = Path(args.out)
     results = Path(args.results) if args.results else (out / "ablations.json" if args.quick else RESULTS_FILE)
     try:
