@@ -1,7 +1,9 @@
 """The checkers of chapters 4 and 5: correct answers written in several ways pass, and each
 common mistake, written as a reader would write it, is named."""
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -68,19 +70,52 @@ def parameter_count_by_modules(c):
     return sum(p.numel() for p in model.parameters())
 
 
-def schedule_steps(num_images, batch_size, epochs, warmup_epochs):
-    per_epoch = num_images // batch_size
-    return epochs * per_epoch, round(warmup_epochs * per_epoch)
+def resumed_schedule(num_images, batch_size, epochs, warmup_epochs, done_epochs, drop_last):
+    per_epoch = num_images // batch_size if drop_last else math.ceil(num_images / batch_size)
+    total, warmup = epochs * per_epoch, round(warmup_epochs * per_epoch)
+    return [vitlib.train.lr_at(s, total, warmup) for s in range(done_epochs * per_epoch, total)]
 
 
-def schedule_steps_floor(num_images, batch_size, epochs, warmup_epochs):
-    per_epoch = math.floor(num_images / batch_size)
-    return int(per_epoch * epochs), int(per_epoch * warmup_epochs + 0.5)
+def resumed_schedule_as_fit_resumes(num_images, batch_size, epochs, warmup_epochs, done_epochs, drop_last):
+    """A real loader and LambdaLR, stepped through the finished epochs, saved and loaded into a new one."""
+    loader = DataLoader(TensorDataset(torch.zeros(num_images)), batch_size=batch_size, drop_last=drop_last)
+    total, warmup = epochs * len(loader), round(warmup_epochs * len(loader))
+
+    def new_scheduler():
+        optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: vitlib.train.lr_at(s, total, warmup))
+
+    interrupted = new_scheduler()
+    for _ in range(done_epochs * len(loader)):
+        interrupted.optimizer.step()
+        interrupted.step()
+    resumed = new_scheduler()
+    resumed.load_state_dict(interrupted.state_dict())  # what fit does with the checkpoint
+    rates = []
+    for _ in range((epochs - done_epochs) * len(loader)):
+        rates.append(resumed.get_last_lr()[0])  # the rate this optimizer step uses
+        resumed.optimizer.step()
+        resumed.step()
+    return rates
 
 
-def schedule_steps_from_a_loader(num_images, batch_size, epochs, warmup_epochs):
-    loader = DataLoader(TensorDataset(torch.zeros(num_images)), batch_size=batch_size, drop_last=True)
-    return epochs * len(loader), round(warmup_epochs * len(loader))
+def resumed_schedule_float32(num_images, batch_size, epochs, warmup_epochs, done_epochs, drop_last):
+    per_epoch = (num_images + (0 if drop_last else batch_size - 1)) // batch_size
+    total, warmup = epochs * per_epoch, int(warmup_epochs * per_epoch + 0.5)
+    step = torch.arange(done_epochs * per_epoch, total, dtype=torch.float32)
+    progress = ((step - warmup) / max(1, total - warmup)).clamp(max=1.0)
+    cosine = 0.5 * (1 + torch.cos(math.pi * progress))
+    return torch.where(step < warmup, (step + 1) / max(warmup, 1), cosine)
+
+
+def resumed_schedule_numpy(num_images, batch_size, epochs, warmup_epochs, done_epochs, drop_last):
+    import numpy as np
+
+    per_epoch = len(range(0, num_images - (batch_size - 1 if drop_last else 0), batch_size))
+    total, warmup = epochs * per_epoch, round(warmup_epochs * per_epoch)
+    step = np.arange(total)[done_epochs * per_epoch :]
+    cosine = 0.5 * (1 + np.cos(np.pi * (step - warmup) / max(1, total - warmup)))
+    return np.where(step < warmup, (step + 1) / max(warmup, 1), cosine)
 
 
 def confusion_bincount(predictions, labels, num_classes):
@@ -119,9 +154,15 @@ CORRECT = [
     (encoder.check_post_norm_block, post_norm_spelled_out),
     (encoder.check_parameter_count, parameter_count),
     (encoder.check_parameter_count, parameter_count_by_modules),
-    (training.check_schedule_steps, schedule_steps),
-    (training.check_schedule_steps, schedule_steps_floor),
-    (training.check_schedule_steps, schedule_steps_from_a_loader),
+    *[
+        (training.check_resumed_schedule, f)
+        for f in (
+            resumed_schedule,
+            resumed_schedule_as_fit_resumes,
+            resumed_schedule_float32,
+            resumed_schedule_numpy,
+        )
+    ],
     *[
         (training.check_confusion_matrix, f)
         for f in (confusion_bincount, confusion_loop, confusion_index_put, confusion_one_hot, confusion_numpy)
@@ -183,6 +224,35 @@ def _counted_once(predictions, labels, num_classes):
     matrix = torch.zeros(num_classes, num_classes)
     matrix[labels, predictions] += 1
     return matrix
+
+
+def _schedule(*, per_epoch=None, warmup=None, first_step=0, warmup_from_zero=False):
+    """A reader's resumed schedule, correct but for one thing."""
+
+    def answer(n, b, e, w, done, drop_last):
+        steps = per_epoch(n, b, drop_last) if per_epoch else (n // b if drop_last else math.ceil(n / b))
+        total = e * steps
+        warm = warmup(w, steps) if warmup else round(w * steps)
+        rates = []
+        for step in range(done * steps + first_step, total + first_step):
+            if step < warm:
+                rates.append(step / warm if warmup_from_zero else (step + 1) / warm)
+            else:
+                progress = min(1.0, (step - warm) / max(1, total - warm))
+                rates.append(0.5 * (1 + math.cos(math.pi * progress)))
+        return rates
+
+    return answer
+
+
+def _schedule_restarted(n, b, e, w, done, drop_last):
+    steps = n // b if drop_last else math.ceil(n / b)
+    full = resumed_schedule(n, b, e, w, 0, drop_last)  # a fresh scheduler: step 0 again
+    return full[: (e - done) * steps]
+
+
+def _schedule_for_the_epochs_left(n, b, e, w, done, drop_last):
+    return resumed_schedule(n, b, e - done, w, 0, drop_last)
 
 
 def _count_learned_2d_as_a_table(c):
@@ -254,22 +324,19 @@ WRONG = [
         "the class token gets no position",
     ),
     (encoder.check_parameter_count, lambda c: parameter_count(c) - c.dim * c.num_classes - c.num_classes, "head"),
-    # chapter 5: the schedule's steps
+    # chapter 5: the schedule of a resumed run
+    (training.check_resumed_schedule, _schedule_restarted, "starts again at step 0"),
+    (training.check_resumed_schedule, _schedule_for_the_epochs_left, "remaining epochs only"),
+    (training.check_resumed_schedule, _schedule(per_epoch=lambda n, b, drop_last: n // b), "drop_last is ignored"),
     (
-        training.check_schedule_steps,
-        lambda n, b, e, w: (e * -(-n // b), round(w * -(-n // b))),
+        training.check_resumed_schedule,
+        _schedule(per_epoch=lambda n, b, drop_last: -(-n // b)),
         "incomplete batch is counted",
     ),
-    (training.check_schedule_steps, lambda n, b, e, w: (e * n / b, w * n / b), "not a whole number"),
-    (training.check_schedule_steps, lambda n, b, e, w: (e * (n // b), int(w * (n // b))), "truncated"),
-    (training.check_schedule_steps, lambda n, b, e, w: (e * (n // b), w), "given in epochs"),
-    (training.check_schedule_steps, lambda n, b, e, w: (e * n, round(w * n)), "counts images"),
-    (
-        training.check_schedule_steps,
-        lambda n, b, e, w: ((e - w) * (n // b), round(w * (n // b))),
-        "leaves the warm-up out",
-    ),
-    (training.check_schedule_steps, lambda n, b, e, w: schedule_steps(n, b, e, w)[::-1], "wrong order"),
+    (training.check_resumed_schedule, _schedule(warmup=lambda w, steps: math.floor(w * steps)), "truncated"),
+    (training.check_resumed_schedule, _schedule(warmup=lambda w, steps: w), "given in epochs"),
+    (training.check_resumed_schedule, _schedule(first_step=1), "rate after its step"),
+    (training.check_resumed_schedule, _schedule(warmup_from_zero=True), "warm-up starts at 0"),
     # chapter 5: the confusion matrix
     (training.check_confusion_matrix, lambda p, y, k: confusion_bincount(y, p, k), "swapped"),
     (training.check_confusion_matrix, _counted_once, "only once"),
@@ -300,7 +367,7 @@ CATALOGUES = [
     encoder.DROP_PATH_MISTAKES,
     encoder.POST_NORM_MISTAKES,
     encoder.PARAMETER_MISTAKES,
-    training.SCHEDULE_STEPS_MISTAKES,
+    training.RESUMED_SCHEDULE_MISTAKES,
     training.CONFUSION_MISTAKES,
 ]
 
@@ -317,7 +384,7 @@ def test_every_listed_mistake_is_recognised_by_some_wrong_answer():
         *[(encoder.check_drop_path, m) for m in encoder.DROP_PATH_MISTAKES],
         *[(encoder.check_post_norm_block, m) for m in encoder.POST_NORM_MISTAKES],
         *[(encoder.check_parameter_count, m) for m in encoder.PARAMETER_MISTAKES],
-        *[(training.check_schedule_steps, m) for m in training.SCHEDULE_STEPS_MISTAKES],
+        *[(training.check_resumed_schedule, m) for m in training.RESUMED_SCHEDULE_MISTAKES],
         *[(training.check_confusion_matrix, m) for m in training.CONFUSION_MISTAKES],
     ],
 )
@@ -350,10 +417,25 @@ def test_post_norm_reference_is_pytorchs_post_norm_layer():
     torch.testing.assert_close(encoder._post_norm(x, block), layer(x), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("drop_last", [True, False])
 @pytest.mark.parametrize("num_images, batch_size", [(55_000, 128), (5_000, 128), (60_000, 100), (1_000, 64)])
-def test_schedule_steps_reference_counts_what_a_drop_last_loader_yields(num_images, batch_size):
-    loader = DataLoader(TensorDataset(torch.zeros(num_images)), batch_size=batch_size, drop_last=True)
-    assert sum(1 for _ in loader) == training._schedule_steps(num_images, batch_size, 1, 0)[0]
+def test_schedule_reference_counts_what_the_loader_yields(num_images, batch_size, drop_last):
+    loader = DataLoader(TensorDataset(torch.zeros(num_images)), batch_size=batch_size, drop_last=drop_last)
+    assert len(training._resumed_schedule(num_images, batch_size, 1, 0, 0, drop_last)) == sum(1 for _ in loader)
+
+
+def test_schedule_reference_is_what_fit_recorded_in_the_quick_run():
+    """fit's history holds the learning rate at the start of every epoch: the reference's values."""
+    path = Path(__file__).resolve().parents[1] / "results" / "quick" / "history.json"
+    if not path.exists():
+        pytest.skip("results/quick/history.json is not there")
+    history = json.loads(path.read_text())
+    recipe = vitlib.train.RECIPES["quick"]
+    per_epoch = 55_000 // recipe.batch_size
+    rates = training._resumed_schedule(55_000, recipe.batch_size, recipe.epochs, recipe.warmup_epochs, 0, True)
+    recorded = [row["lr"] for row in history]
+    expected = [recipe.lr * rates[epoch * per_epoch] for epoch in range(len(history))]
+    assert recorded == pytest.approx(expected, rel=1e-12, abs=0)
 
 
 def test_confusion_reference_on_a_worked_example():

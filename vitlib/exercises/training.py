@@ -1,74 +1,150 @@
-"""Checkers for chapter 5, training: the schedule's step counts, label smoothing, the confusion matrix.
+"""Checkers for chapter 5, training: a resumed run's schedule, label smoothing, the confusion matrix.
 
 from vitlib.exercises import training
-training.check_schedule_steps(my_schedule_steps)
+training.check_resumed_schedule(my_resumed_schedule)
 """
 
 import math
+from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
 
 from vitlib.exercises._checking import Case, Mistake, Verdict, check
+from vitlib.train import lr_at
 
-__all__ = ["check_confusion_matrix", "check_schedule_steps", "check_smoothed_cross_entropy"]
-
-
-def _schedule_steps(num_images: int, batch_size: int, epochs: int, warmup_epochs: float) -> tuple[int, int]:
-    """(total_steps, warmup_steps), counted as `vitlib.train.fit` counts them."""
-    steps_per_epoch = num_images // batch_size  # drop_last=True: the last, incomplete batch is skipped
-    return epochs * steps_per_epoch, round(warmup_epochs * steps_per_epoch)
+__all__ = ["check_confusion_matrix", "check_resumed_schedule", "check_smoothed_cross_entropy"]
 
 
-SCHEDULE_STEPS_MISTAKES = [
+# --- The schedule of a resumed run ----------------------------------------------------------------
+
+
+def _steps_per_epoch(num_images: int, batch_size: int, drop_last: bool) -> int:
+    """Optimizer steps in one epoch: one per batch; the last, smaller batch counts unless dropped."""
+    return num_images // batch_size if drop_last else -(-num_images // batch_size)
+
+
+def _resumed_schedule(
+    num_images: int, batch_size: int, epochs: int, warmup_epochs: float, done_epochs: int, drop_last: bool
+) -> list[float]:
+    """The `lr_at` multiplier of every optimizer step a run still takes after ``done_epochs`` epochs.
+
+    As `vitlib.train.fit` counts: one step per batch, the warm-up rounded to the nearest step, and,
+    on resuming, the scheduler's state loaded from the checkpoint, so that its step counter goes on
+    from ``done_epochs * steps_per_epoch`` instead of starting again at 0.
+    """
+    per_epoch = _steps_per_epoch(num_images, batch_size, drop_last)
+    total, warmup = epochs * per_epoch, round(warmup_epochs * per_epoch)
+    return [lr_at(step, total, warmup) for step in range(done_epochs * per_epoch, total)]
+
+
+def _wrong_schedule(*, per_epoch=None, warmup=None, restart=False, remaining_only=False, shift=0, multiplier=None):
+    """A resumed schedule with one of the mistakes below, for the catalogue and the tests."""
+
+    def resumed_schedule(n, b, e, w, done, drop_last):
+        steps = per_epoch(n, b) if per_epoch else _steps_per_epoch(n, b, drop_last)
+        warm = warmup(w, steps) if warmup else round(w * steps)
+        total, first = e * steps, done * steps
+        if restart:  # a new scheduler for the whole run, counting from 0 again
+            return [lr_at(s, total, warm) for s in range(total - first)]
+        if remaining_only:  # a new schedule for the epochs that are left
+            total, first = total - first, 0
+        rate = multiplier or lr_at
+        return [rate(s + shift, total, warm) for s in range(first, total)]
+
+    return resumed_schedule
+
+
+def _warmup_from_zero(step: int, total: int, warmup: int) -> float:
+    return step / warmup if step < warmup else lr_at(step, total, warmup)
+
+
+RESUMED_SCHEDULE_MISTAKES = [
     Mistake(
-        "the last, incomplete batch is counted (a ceiling division): vitlib's training loader has "
-        "drop_last=True, so an epoch has num_images // batch_size steps.",
-        lambda n, b, e, w: (e * math.ceil(n / b), round(w * math.ceil(n / b))),
+        "the schedule starts again at step 0, as a new LambdaLR does when its state is not loaded: "
+        "the warm-up runs a second time. fit loads the scheduler's state from the checkpoint, so the "
+        "resumed run goes on at step done_epochs * steps_per_epoch.",
+        _wrong_schedule(restart=True),
     ),
     Mistake(
-        "the steps per epoch are num_images / batch_size, not a whole number: an epoch has "
-        "num_images // batch_size steps (drop_last=True).",
-        lambda n, b, e, w: (e * n / b, w * n / b),
+        "the schedule is rebuilt for the remaining epochs only: a second warm-up and a shorter cosine. "
+        "The resumed run continues the original schedule, whose steps count from the start of the run.",
+        _wrong_schedule(remaining_only=True),
     ),
     Mistake(
-        "the warm-up is truncated, int(warmup_epochs * steps_per_epoch); round it to the nearest step, "
-        "as vitlib.train.fit does.",
-        lambda n, b, e, w: (e * (n // b), int(w * (n // b))),
+        "drop_last is ignored: without it the last, smaller batch is a step too, so an epoch has "
+        "ceil(num_images / batch_size) steps.",
+        _wrong_schedule(per_epoch=lambda n, b: n // b),
     ),
     Mistake(
-        "the warm-up is given in epochs; the schedule counts optimizer steps: warmup_epochs * "
-        "steps_per_epoch, rounded.",
-        lambda n, b, e, w: (e * (n // b), w),
+        "the last, incomplete batch is counted although drop_last=True drops it: an epoch has "
+        "num_images // batch_size steps.",
+        _wrong_schedule(per_epoch=lambda n, b: math.ceil(n / b)),
     ),
     Mistake(
-        "total_steps counts images, not optimizer steps: one step per batch, epochs * (num_images // batch_size).",
-        lambda n, b, e, w: (e * n, round(w * n)),
+        "the warm-up is truncated, int(warmup_epochs * steps_per_epoch); fit rounds it to the nearest step.",
+        _wrong_schedule(warmup=lambda w, steps: int(w * steps)),
     ),
     Mistake(
-        "total_steps leaves the warm-up out; it counts every step of the run, warm-up included.",
-        lambda n, b, e, w: (e * (n // b) - round(w * (n // b)), round(w * (n // b))),
+        "the warm-up is given in epochs; the schedule counts optimizer steps: round(warmup_epochs * steps_per_epoch).",
+        _wrong_schedule(warmup=lambda w, steps: w),
     ),
     Mistake(
-        "the two numbers are in the wrong order: return (total_steps, warmup_steps).",
-        lambda n, b, e, w: _schedule_steps(n, b, e, w)[::-1],
+        "each value is the rate after its step (what the scheduler holds after scheduler.step()): "
+        "optimizer step s uses lr_at(s), the first of the resumed run being done_epochs * steps_per_epoch.",
+        _wrong_schedule(shift=1),
+    ),
+    Mistake(
+        "the warm-up starts at 0, step / warmup_steps: lr_at's first step already uses 1 / warmup_steps, "
+        "so that no step is spent at a learning rate of zero.",
+        _wrong_schedule(multiplier=_warmup_from_zero),
     ),
 ]
 
 
-def check_schedule_steps(function) -> Verdict:
-    """Check ``function(num_images, batch_size, epochs, warmup_epochs)`` -> (total_steps, warmup_steps).
+def _as_schedule(value):
+    """A list, tuple, array or tensor of rates as a float64 tensor; anything else as it is."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().to(torch.float64)
+    if hasattr(value, "__array__"):
+        return torch.as_tensor(value.__array__()).to(torch.float64)
+    if isinstance(value, Iterable) and not isinstance(value, (str, bytes, dict)):
+        items = list(value)
+        if all(isinstance(item, (int, float)) or getattr(item, "ndim", None) == 0 for item in items):
+            return torch.tensor([float(item) for item in items], dtype=torch.float64)
+    return value
 
-    The numbers a run's learning-rate schedule needs before any loader exists: one optimizer step
-    per batch, the last incomplete batch dropped (``drop_last=True``), the warm-up rounded to the
-    nearest step, as `vitlib.train.fit` counts them.
+
+def check_resumed_schedule(function) -> Verdict:
+    """Check ``function(num_images, batch_size, epochs, warmup_epochs, done_epochs, drop_last)``.
+
+    It returns the learning-rate multipliers (`vitlib.train.lr_at`'s values) of every optimizer
+    step that a run resumed after ``done_epochs`` finished epochs still takes, as `fit` gives them:
+    one step per batch (the last, smaller batch only when ``drop_last`` is False), the warm-up
+    rounded to the nearest step, the step counter going on from the checkpoint. A list, an array
+    or a tensor of ``(epochs - done_epochs) * steps_per_epoch`` numbers.
     """
     cases = [
-        Case(f"{n:,} images, batch {b}, {e} epochs, {w:g} of warm-up", (n, b, e, w))
-        for n, b, e, w in [(55_000, 128, 18, 1), (5_000, 128, 2, 1), (55_000, 128, 85, 3), (1_000, 64, 10, 0.25),
-                           (60_000, 100, 3, 0.5)]
+        Case("the quick recipe (55,000 images, batch 128, 18 epochs), from the start", (55_000, 128, 18, 1, 0, True)),
+        Case("the same run, resumed after epoch 7", (55_000, 128, 18, 1, 7, True)),
+        Case("1,000 images, batch 64, 0.35 epochs of warm-up, resumed after 4, drop_last=False",
+             (1_000, 64, 10, 0.35, 4, False)),
+        Case("5,000 images, batch 128, 2 epochs, resumed after the first", (5_000, 128, 2, 1, 1, True)),
+        Case("50,000 images, batch 96, 2.3 epochs of warm-up, resumed after 1 of 6", (50_000, 96, 6, 2.3, 1, True)),
+        Case("60,000 images, batch 100, no warm-up, resumed after 1 of 3", (60_000, 100, 3, 0, 1, True)),
     ]  # fmt: skip
-    return check("schedule_steps", function, _schedule_steps, cases, SCHEDULE_STEPS_MISTAKES)
+    # Float32 arithmetic on multipliers in [0, 1] is off by a few 1e-7 at most.
+    call = lambda fn, *args: _as_schedule(fn(*args))  # noqa: E731
+    return check(
+        "resumed_schedule",
+        function,
+        _resumed_schedule,
+        cases,
+        RESUMED_SCHEDULE_MISTAKES,
+        call=call,
+        atol=2e-6,
+        rtol=0,
+    )
 
 
 def _smoothed(logits: torch.Tensor, labels: torch.Tensor, smoothing: float) -> torch.Tensor:
