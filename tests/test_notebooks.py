@@ -166,3 +166,20 @@ def test_chapter_5_has_the_reader_write_the_whole_vit_and_load_vitlibs_weights_s
     for piece in ("cls_token", "pos_embed", "blocks", "norm", "head"):  # Eq. 1-4 and the head
         assert piece in body, f"{vit_class} lacks {piece}"
     assert re.search(r"load_state_dict\([^)]*strict=True", code), "vitlib's weights are not loaded strictly"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_hidden_solutions_and_shell_blocks_fit_their_narrower_boxes(path):
+    """ruff holds code cells to 76 characters; a folded solution and a Markdown code block show 74."""
+    for index, cell in enumerate(json.loads(path.read_text())["cells"]):
+        text = "".join(cell["source"])
+        if cell["cell_type"] == "code" and "hide-input" in cell.get("metadata", {}).get("tags", []):
+            lines = text.splitlines()
+        elif cell["cell_type"] == "markdown":
+            lines = [
+                line for block in re.findall(r"```[^\n]*\n(.*?)```", text, re.DOTALL) for line in block.splitlines()
+            ]
+        else:
+            continue
+        long = [line for line in lines if len(line) > 74]
+        assert not long, f"{path.name} cell {index}: lines over 74 characters: {long}"
