@@ -86,3 +86,38 @@ def test_report_is_a_markdown_row_per_variant(quick_results, capsys):
     assert ablations.main(["--report", "--results", str(quick_results), "--only", "scaling"]) == 0
     table = capsys.readouterr().out.strip().splitlines()
     assert len(table) == 2 + len(ablations.ABLATIONS["scaling"]) and table[2].startswith("| scaling | 1/sqrt(d) |")
+
+
+@pytest.mark.parametrize("name", list(ablations.ABLATIONS))
+def test_every_ablation_plots_and_prints_in_the_books_column(quick_results, name):
+    rows = ablations.load_results(quick_results)["rows"]
+    figure = ablations.plot_ablation(rows, name)
+    labels = [label.get_text() for label in figure.axes[0].get_yticklabels()]
+    assert [label.split(" (")[0] for label in labels] == [variant.name for variant in ablations.ABLATIONS[name]]
+    assert all(label.endswith(" ep)") == ("equal time" in label) for label in labels)  # time-matched epochs shown
+    # the columns the chapters print: every size for the ablations that change the model's size
+    resized = name in ("shape", "patch_size")
+    columns = (
+        ("error", "seeds", "s/epoch", "parameters", "multiply_adds") if resized else ("error", "seeds", "lr", "s/epoch")
+    )
+    table = ablations.format_summary(rows, name, columns)
+    lines = table.splitlines()
+    assert len(lines) == 1 + len(ablations.ABLATIONS[name])
+    assert max(map(len, lines)) <= 74, table  # the book's code column
+    assert "(1 seed)" in lines[1]  # one seed has no spread to show
+
+
+def test_summary_gives_mean_and_spread_over_seeds():
+    rows = [{"ablation": "scaling", "variant": "1/sqrt(d)", "seed": seed, "lr": 2e-3, "epochs": 5, "test_acc": acc,
+             "seconds_per_epoch": 10.0, "parameters": 1, "multiply_adds": 1, "train_seconds": 50.0,
+             "machine": "m", "torch": "t"} for seed, acc in enumerate((0.98, 0.97, 0.99))]  # fmt: skip
+    (line,) = ablations.summarize(rows, "scaling")
+    assert line["seeds"] == 3 and line["error_mean"] == pytest.approx(2.0) and line["error_std"] == pytest.approx(1.0)
+    assert "2.00 ± 1.00" in ablations.format_summary(rows, "scaling")
+    assert ablations.provenance(rows, "scaling") == {
+        "runs": 3, "seeds": [0, 1, 2], "machines": ["m"], "torch": ["t"], "train_minutes": 2.5
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="unknown column 'accuracy'"):
+        ablations.format_summary(rows, "scaling", ("accuracy",))
+    with pytest.raises(ValueError, match="no rows for ablation 'norm'"):
+        ablations.plot_ablation(rows, "norm")

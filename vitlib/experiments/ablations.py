@@ -53,10 +53,13 @@ __all__ = [
     "RESULTS_FILE",
     "SEEDS",
     "Variant",
+    "format_summary",
     "load_results",
     "markdown_report",
     "multiply_adds_per_image",
     "plan",
+    "plot_ablation",
+    "provenance",
     "run_ablations",
     "summarize",
 ]
@@ -362,6 +365,95 @@ def summarize(rows: list[dict], ablation: str) -> list[dict]:
             }
         )
     return summary
+
+
+def _label(line: dict) -> str:
+    """A variant's name, and its epochs when they were matched to another's training time."""
+    return line["variant"] + (f" ({line['epochs']} ep)" if "equal time" in line["variant"] else "")
+
+
+def _spread(line: dict) -> str:
+    return f" ± {line['error_std']:.2f}" if line["seeds"] > 1 else " (1 seed)"
+
+
+# columns of format_summary: header, width, cell
+_COLUMNS: dict[str, tuple[str, int, Callable[[dict], str]]] = {
+    "error": ("test error (%)", 14, lambda line: f"{line['error_mean']:.2f}" + _spread(line)),
+    "seeds": ("seeds", 5, lambda line: str(line["seeds"])),
+    "lr": ("peak lr", 7, lambda line: f"{line['lr']:g}"),
+    "s/epoch": ("s/epoch", 7, lambda line: f"{line['seconds_per_epoch']:.0f}"),
+    "parameters": ("params", 7, lambda line: f"{line['parameters'] / 1e3:.0f}k"),
+    "multiply_adds": ("MACs", 6, lambda line: f"{line['multiply_adds'] / 1e6:.1f}M"),
+}
+
+
+def format_summary(rows: list[dict], ablation: str, columns: tuple[str, ...] = ("error", "seeds", "lr")) -> str:
+    """``summarize`` as a plain-text table narrow enough for the book's column (74 characters).
+
+    ``columns`` picks from: error (mean ± sample standard deviation over seeds, in %), seeds, lr,
+    s/epoch, parameters and multiply_adds (per image).
+    """
+    unknown = [name for name in columns if name not in _COLUMNS]
+    if unknown:
+        raise ValueError(f"unknown column {unknown[0]!r}: expected some of {', '.join(_COLUMNS)}")
+    lines = summarize(rows, ablation)
+    width = max([len("variant"), *(len(_label(line)) for line in lines)])
+    header = "variant".ljust(width) + "".join(f"  {_COLUMNS[name][0]:>{_COLUMNS[name][1]}}" for name in columns)
+    body = [
+        _label(line).ljust(width) + "".join(f"  {_COLUMNS[name][2](line):>{_COLUMNS[name][1]}}" for name in columns)
+        for line in lines
+    ]
+    return "\n".join([header, *body])
+
+
+def provenance(rows: list[dict], ablation: str) -> dict:
+    """Where an ablation's rows came from: runs, seeds, machines, torch versions, minutes of training."""
+    mine = [row for row in rows if row["ablation"] == ablation]
+    return {
+        "runs": len(mine),
+        "seeds": sorted({row["seed"] for row in mine}),
+        "machines": sorted({row["machine"] for row in mine}),
+        "torch": sorted({row["torch"] for row in mine}),
+        "train_minutes": sum(row["train_seconds"] for row in mine) / 60,
+    }
+
+
+def plot_ablation(rows: list[dict], ablation: str, title: str | None = None):
+    """Test error of each variant: one dot per seed, the mean as a bar, the seeds' range as a line.
+
+    Variants run top to bottom in the ablation's order; lower is better.
+    """
+    from vitlib.viz import SMALL, NotebookFigure  # matplotlib only when plotting
+
+    lines = summarize(rows, ablation)
+    if not lines:
+        raise ValueError(
+            f"no rows for ablation {ablation!r}: run python -m vitlib.experiments.ablations --only {ablation}"
+        )
+    figure = NotebookFigure(figsize=(7, 0.9 + 0.42 * len(lines)), layout="constrained")
+    ax = figure.subplots()
+    for position, line in enumerate(lines):
+        variant = next(v for v in ABLATIONS[ablation] if v.name == line["variant"])
+        errors = [
+            100 * (1 - row["test_acc"])
+            for row in rows
+            if row["ablation"] == ablation and row["variant"] == variant.name and math.isclose(row["lr"], line["lr"])
+        ]
+        ax.barh(position, line["error_mean"], height=0.6, color="#9ecae1")
+        ax.plot([line["error_min"], line["error_max"]], [position, position], color="#08519c", lw=1.5)
+        ax.plot(errors, [position] * len(errors), "o", color="#08519c", ms=4)
+        ax.annotate(f"{line['error_mean']:.2f}", (line["error_max"], position), textcoords="offset points",
+                    xytext=(6, 0), va="center", fontsize=SMALL)  # fmt: skip
+    ax.set_yticks(range(len(lines)), [_label(line) for line in lines])
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.15 * max(line["error_max"] for line in lines))
+    ax.set_xlabel("test error (%): bar the mean, dots the seeds; lower is better")
+    seeds = sorted({line["seeds"] for line in lines})
+    seeds_text = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"
+    epochs = max(line["epochs"] for line in lines if "equal time" not in line["variant"])
+    ax.set_title(title or f"{ablation}: {epochs} epochs, {seeds_text} seed(s) per variant", fontsize=11)
+    ax.grid(axis="x", alpha=0.3)
+    return figure
 
 
 def markdown_report(rows: list[dict], names: list[str]) -> str:
