@@ -118,7 +118,7 @@ def test_code_and_output_fit_the_column_at_1280_px(site):
     assert not problems, "\n".join(problems)
 
 
-_PLOT_CALL = re.compile(r"\b(?:viz|ib)\.plot_\w+\(")
+_PLOT_CALL = re.compile(r"\b(?:viz|ib|ablations)\.plot_\w+\(")
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)

@@ -418,6 +418,16 @@ def provenance(rows: list[dict], ablation: str) -> dict:
     }
 
 
+TITLES = {
+    "pooling": "Class token or mean pooling",
+    "position": "Position embeddings",
+    "scaling": "Attention with and without 1/sqrt(d)",
+    "norm": "Pre-norm or post-norm, with and without warm-up",
+    "shape": "Deep and narrow or shallow and wide",
+    "patch_size": "Patch size",
+}
+
+
 def plot_ablation(rows: list[dict], ablation: str, title: str | None = None):
     """Test error of each variant: one dot per seed, the mean as a bar, the seeds' range as a line.
 
@@ -451,7 +461,8 @@ def plot_ablation(rows: list[dict], ablation: str, title: str | None = None):
     seeds = sorted({line["seeds"] for line in lines})
     seeds_text = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"
     epochs = max(line["epochs"] for line in lines if "equal time" not in line["variant"])
-    ax.set_title(title or f"{ablation}: {epochs} epochs, {seeds_text} seed(s) per variant", fontsize=11)
+    per_variant = f"{seeds_text} seed{'s' if seeds[-1] > 1 else ''} each"
+    ax.set_title(title or f"{TITLES[ablation]}: {epochs} epochs, {per_variant}", fontsize=11)
     ax.grid(axis="x", alpha=0.3)
     return figure
 
