@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 from vitlib.experiments import ablations
 
@@ -121,3 +122,29 @@ def test_summary_gives_mean_and_spread_over_seeds():
         ablations.format_summary(rows, "scaling", ("accuracy",))
     with pytest.raises(ValueError, match="no rows for ablation 'norm'"):
         ablations.plot_ablation(rows, "norm")
+
+
+def test_the_baseline_variants_are_the_book_model_and_recipe_unchanged():
+    reference = ablations.build_model(ablations.Variant("unchanged"), seed=0)
+    for name, variant_name in ablations.BASELINE:
+        variant = next(v for v in ablations.ABLATIONS[name] if v.name == variant_name)
+        model = ablations.build_model(variant, seed=0)
+        assert model.config == reference.config, variant_name
+        assert not variant.unscaled_attention and variant.time_matched_to is None
+        recipe = {**{"lr": ablations.BASE.lr, "warmup_epochs": ablations.BASE.warmup_epochs}, **variant.recipe}
+        assert recipe["lr"] == ablations.BASE.lr and recipe["warmup_epochs"] == ablations.BASE.warmup_epochs
+        if variant.lr_sweep:
+            assert ablations.BASE.lr in variant.lr_sweep
+    rows = [{"ablation": "norm", "variant": "pre-norm, warm-up, lr 0.002", "lr": 2e-3, "test_acc": 0.98},
+            {"ablation": "norm", "variant": "pre-norm, warm-up, lr 0.006", "lr": 6e-3, "test_acc": 0.97},
+            {"ablation": "pooling", "variant": "class token", "lr": 4e-3, "test_acc": 0.97}]  # fmt: skip
+    assert ablations.baseline_errors(rows) == [pytest.approx(2.0)]
+
+
+def test_a_row_depends_on_its_seed_not_on_the_runs_before_it(tmp_path):
+    data = ablations.load_data(None, quick=True)
+    run = next(ablations.plan(["scaling"], (0,), 1, []))
+    first = ablations.train_and_test(run, data, torch.device("cpu"))
+    ablations.train_and_test(next(ablations.plan(["position"], (1,), 1, [])), data, torch.device("cpu"))
+    again = ablations.train_and_test(run, data, torch.device("cpu"))
+    assert again["test_acc"] == first["test_acc"] and again["train_loss"] == first["train_loss"]

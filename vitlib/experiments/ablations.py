@@ -49,10 +49,12 @@ from vitlib.train import RECIPES, evaluate, fit, pick_device
 
 __all__ = [
     "ABLATIONS",
+    "BASELINE",
     "EPOCHS",
     "RESULTS_FILE",
     "SEEDS",
     "Variant",
+    "baseline_errors",
     "format_summary",
     "load_results",
     "markdown_report",
@@ -123,6 +125,30 @@ ABLATIONS: dict[str, tuple[Variant, ...]] = {
         Variant("P=14, equal time", {"patch_size": 14}, time_matched_to=7),
     ),
 }
+
+
+# The variants that change nothing: the book's model and recipe as they are. Every ablation runs
+# it under its own name, so their runs together show how much one model varies from run to run.
+BASELINE = (
+    ("pooling", "class token"),  # at the recipe's rate, one of its sweep
+    ("position", "learned 1-D"),
+    ("scaling", "1/sqrt(d)"),
+    ("norm", "pre-norm, warm-up, lr 0.002"),
+    ("shape", "6 blocks x D 64"),
+    ("patch_size", "P=7"),
+)
+
+
+def baseline_errors(rows: list[dict]) -> list[float]:
+    """Test errors (%) of every run of the unchanged book model, whichever ablation ran it.
+
+    The spread of these is the run-to-run noise that a single difference must rise above.
+    """
+    return [
+        100 * (1 - row["test_acc"])
+        for row in rows
+        if (row["ablation"], row["variant"]) in BASELINE and math.isclose(row["lr"], BASE.lr)
+    ]
 
 
 def _check_names(names: list[str] | None) -> list[str]:
@@ -250,6 +276,9 @@ def train_and_test(run: Run, data: dict, device: torch.device) -> dict:
     )  # the variant's model changes are applied by build_model
     model = build_model(run.variant, run.seed)
     macs = multiply_adds_per_image(model, (1, 28, 28))
+    # The loaders are shared by every run of an invocation: reseed the shuffling, so that a row
+    # depends on its seed alone, not on the runs before it in the same process.
+    data["train"].generator.manual_seed(run.seed)
     history = fit(
         model, data["train"], data["val"], recipe, device=device, seed=run.seed, progress=False, verbose=False
     )
@@ -269,6 +298,7 @@ def train_and_test(run: Run, data: dict, device: torch.device) -> dict:
         "seconds_per_epoch": train_seconds / run.epochs,
         "parameters": model.num_parameters(),
         "multiply_adds": macs,
+        "shuffle_seed": run.seed,  # rows without it shuffled on from the invocation's earlier runs
         "machine": machine(),
         "torch": torch.__version__,
     }
