@@ -95,7 +95,15 @@ def test_no_page_loads_remote_assets(site):
             if text.startswith("<link") and 'rel="stylesheet"' not in text and "preload" not in text:
                 continue  # plain links (canonical, author pages) load nothing
             pytest.fail(f"{page.relative_to(site)} loads a remote asset: {text[:200]}")
-    assert (site / "_static" / "mathjax" / "es5" / "tex-chtml.js").is_file()
+    assert (site / "mathjax" / "es5" / "tex-chtml.js").is_file()
+    assert (site / "mathjax" / "es5" / "input" / "tex" / "extensions" / "boldsymbol.js").is_file()  # autoloaded
+
+
+def test_every_page_loads_mathjax_once_and_no_extension_eagerly(site):
+    for page in site.rglob("*.html"):
+        scripts = re.findall(r'<script[^>]+src="([^"]*mathjax[^"]*)"', page.read_text())
+        if scripts:  # a page without math may load none
+            assert len(scripts) == 1 and "tex-chtml.js" in scripts[0], f"{page.relative_to(site)}: {scripts}"
 
 
 def test_code_and_output_fit_the_column_at_1280_px(site):

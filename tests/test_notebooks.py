@@ -76,8 +76,11 @@ def test_config_builds_strictly_and_offline():
     assert config["execute"]["execute_notebooks"] == "cache"  # tests and CI build into a new folder
     assert config["sphinx"]["config"]["nb_merge_streams"] is True
     assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
-    mathjax = config["sphinx"]["config"]["mathjax_path"]
-    assert not mathjax.startswith("http") and (ROOT / "_static" / mathjax).is_file()
+    sphinx = config["sphinx"]["config"]
+    # served from the site: _assets/ is copied to its root, and a relative path is read from _static/
+    assert sphinx["html_extra_path"] == ["_assets"] and sphinx["mathjax_path"] == "../mathjax/es5/tex-chtml.js"
+    assert (ROOT / "_assets" / "mathjax" / "es5" / "tex-chtml.js").is_file()
+    assert not list((ROOT / "_static").rglob("*.js")), "Jupyter Book loads every .js under _static/ on every page"
 
 
 def _solution_cells(path: Path) -> list[dict]:
