@@ -148,3 +148,15 @@ def test_a_row_depends_on_its_seed_not_on_the_runs_before_it(tmp_path):
     ablations.train_and_test(next(ablations.plan(["position"], (1,), 1, [])), data, torch.device("cpu"))
     again = ablations.train_and_test(run, data, torch.device("cpu"))
     assert again["test_acc"] == first["test_acc"] and again["train_loss"] == first["train_loss"]
+
+
+def test_a_run_far_off_the_others_is_drawn_at_the_edge_not_stretching_the_axis():
+    def row(variant, seed, error):
+        return {"ablation": "scaling", "variant": variant, "seed": seed, "lr": 2e-3, "epochs": 5,
+                "test_acc": 1 - error / 100, "seconds_per_epoch": 1.0, "parameters": 1, "multiply_adds": 1}  # fmt: skip
+
+    rows = [row("1/sqrt(d)", 0, 2.0), row("1/sqrt(d)", 1, 2.2), row("no scaling", 0, 1.9), row("no scaling", 1, 74.0)]
+    ax = ablations.plot_ablation(rows, "scaling").axes[0]
+    assert ax.get_xlim()[1] < 3  # the axis ends past the ordinary runs
+    texts = [text.get_text() for text in ax.texts]
+    assert "1 of 2 seeds off the scale: 74.0% →" in texts

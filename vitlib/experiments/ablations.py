@@ -458,6 +458,15 @@ TITLES = {
 }
 
 
+def _seed_errors(rows: list[dict], ablation: str, line: dict) -> list[float]:
+    """The test errors (%) of one summarized variant's seeds (at its chosen learning rate)."""
+    return [
+        100 * (1 - row["test_acc"])
+        for row in rows
+        if row["ablation"] == ablation and row["variant"] == line["variant"] and math.isclose(row["lr"], line["lr"])
+    ]
+
+
 def plot_ablation(rows: list[dict], ablation: str, title: str | None = None):
     """Test error of each variant: one dot per seed, the mean as a bar, the seeds' range as a line.
 
@@ -470,23 +479,32 @@ def plot_ablation(rows: list[dict], ablation: str, title: str | None = None):
         raise ValueError(
             f"no rows for ablation {ablation!r}: run python -m vitlib.experiments.ablations --only {ablation}"
         )
+    seed_errors = [_seed_errors(rows, ablation, line) for line in lines]
+    # A run that failed to train (errors many times the others') would squash every other bar:
+    # the axis ends past the ordinary runs, and what lies beyond is drawn at its edge, labelled.
+    every = [e for errors in seed_errors for e in errors]
+    ordinary = [e for e in every if e <= 4 * statistics.median(every)]
+    right = 1.18 * max(ordinary) if len(ordinary) < len(every) else 1.15 * max(every)
     figure = NotebookFigure(figsize=(7, 0.9 + 0.42 * len(lines)), layout="constrained")
     ax = figure.subplots()
-    for position, line in enumerate(lines):
-        variant = next(v for v in ABLATIONS[ablation] if v.name == line["variant"])
-        errors = [
-            100 * (1 - row["test_acc"])
-            for row in rows
-            if row["ablation"] == ablation and row["variant"] == variant.name and math.isclose(row["lr"], line["lr"])
-        ]
+    for position, (line, errors) in enumerate(zip(lines, seed_errors, strict=True)):
+        inside, beyond = [e for e in errors if e <= right], [e for e in errors if e > right]
+        if beyond:  # no bar: a mean over a failed run says nothing
+            ax.plot(inside, [position] * len(inside), "o", color="#08519c", ms=4)
+            ax.plot([right] * len(beyond), [position] * len(beyond), ">", color="#cb181d", ms=7, clip_on=False)
+            failed = ", ".join(f"{e:.1f}%" for e in beyond)
+            ax.annotate(f"{len(beyond)} of {len(errors)} seeds off the scale: {failed} →",
+                        (max(inside, default=0), position), textcoords="offset points", xytext=(8, 0),
+                        va="center", fontsize=SMALL, color="#cb181d")  # fmt: skip
+            continue
         ax.barh(position, line["error_mean"], height=0.6, color="#9ecae1")
-        ax.plot([line["error_min"], line["error_max"]], [position, position], color="#08519c", lw=1.5)
+        ax.plot([min(errors), max(errors)], [position, position], color="#08519c", lw=1.5)
         ax.plot(errors, [position] * len(errors), "o", color="#08519c", ms=4)
-        ax.annotate(f"{line['error_mean']:.2f}", (line["error_max"], position), textcoords="offset points",
+        ax.annotate(f"{line['error_mean']:.2f}", (max(errors), position), textcoords="offset points",
                     xytext=(6, 0), va="center", fontsize=SMALL)  # fmt: skip
     ax.set_yticks(range(len(lines)), [_label(line) for line in lines])
     ax.invert_yaxis()
-    ax.set_xlim(0, 1.15 * max(line["error_max"] for line in lines))
+    ax.set_xlim(0, right)
     ax.set_xlabel("test error (%): bar the mean, dots the seeds; lower is better")
     seeds = sorted({line["seeds"] for line in lines})
     seeds_text = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"
