@@ -186,3 +186,18 @@ def test_hidden_solutions_and_shell_blocks_fit_their_narrower_boxes(path):
             continue
         long = [line for line in lines if len(line) > 74]
         assert not long, f"{path.name} cell {index}: lines over 74 characters: {long}"
+
+
+def test_every_ablation_is_shown_in_the_chapter_that_teaches_it():
+    """Issue 13: each measured design choice is drawn from the shipped rows in its own chapter."""
+    where = {"pooling": "02_patchifying", "position": "02_patchifying", "scaling": "03_attention",
+             "norm": "04_encoder", "shape": "04_encoder", "patch_size": "05_training"}  # fmt: skip
+    from vitlib.experiments import ablations
+
+    assert set(where) == set(ablations.ABLATIONS)
+    for name, chapter in where.items():
+        cells = json.loads((ROOT / "book" / f"{chapter}.ipynb").read_text())["cells"]
+        code = "".join("".join(cell["source"]) for cell in cells if cell["cell_type"] == "code")
+        prose = "".join("".join(cell["source"]) for cell in cells if cell["cell_type"] == "markdown")
+        assert f'ablations.plot_ablation(measured, "{name}")' in code, (name, chapter)
+        assert f"--only {name}" in prose, f"{chapter} does not give the command that made {name}"
