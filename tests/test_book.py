@@ -106,8 +106,8 @@ def test_every_page_loads_mathjax_once_and_no_extension_eagerly(site):
             assert len(scripts) == 1 and "tex-chtml.js" in scripts[0], f"{page.relative_to(site)}: {scripts}"
 
 
-def test_code_and_output_fit_the_column_at_1280_px(site):
-    """No code cell, printed output or figure makes the reader scroll sideways (issue: the page as read)."""
+def require_playwright() -> Path:
+    """The folder of the Playwright scripts, once Chromium and playwright-core are known to be there."""
     if CHROMIUM is None:
         if os.environ.get("CI"):
             pytest.fail("Chromium is missing: .ci/run installs the Debian package 'chromium'")
@@ -117,13 +117,56 @@ def test_code_and_output_fit_the_column_at_1280_px(site):
         if os.environ.get("CI"):
             pytest.fail("playwright-core is missing: .ci/run installs it with npm ci --prefix tests/browser")
         pytest.skip("playwright-core not installed (npm ci --prefix tests/browser)")
-    pages = [str(site / "book" / f"{chapter}.html") for chapter in CHAPTERS]
+    return browser_tests
+
+
+def test_code_and_output_fit_the_column_at_1280_px(site):
+    """No code cell, printed output or figure makes the reader scroll sideways (issue: the page as read)."""
+    browser_tests = require_playwright()
+    pages = [str(site / "book" / f"{chapter}.html") for chapter in [*CHAPTERS, "drawing_pad"]]
     command = ["node", str(browser_tests / "page_layout.mjs"), CHROMIUM, "1280", "800", *pages]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
     problems = [f"{Path(page).stem}: {problem}" for page, found in report.items() for problem in found]
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("page", ["06_train_and_visualize", "drawing_pad"])
+def test_drawing_pad_reads_what_a_reader_draws(site, page, tmp_path):
+    """Draws digits on the pad with the mouse, presses its buttons, reads the page (issue: the model in the page)."""
+    browser_tests = require_playwright()
+    shots = Path(os.environ.get("VITLIB_SCREENSHOTS", tmp_path))  # pad_desktop.png, pad_phone.png, ...
+    shots.mkdir(parents=True, exist_ok=True)
+    html = site / "book" / f"{page}.html"
+    command = ["node", str(browser_tests / "vitpad_page.mjs"), CHROMIUM, str(html), str(shots)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    assert not [error for error in report["errors"] if "vitpad" in error], report["errors"]
+    assert report["requests"] == []  # nothing but the site's own files
+    # an empty pad asks for a digit, and shows no number
+    for empty in (report["empty"], report["cleared"]):
+        assert empty["state"] == "empty" and "Draw a digit" in empty["verdict"]
+        assert set(empty["bars"]) == {"–"} and set(empty["widths"]) == {"0px"}
+    # digits drawn with the mouse, and the test digits behind the buttons, are read right
+    for digit, seen in report["drawn"].items():
+        assert seen["prediction"] == int(digit), (digit, seen["verdict"])
+    assert [button["prediction"] for button in report["buttons"]] == [button["label"] for button in report["buttons"]]
+    for seen in [*report["drawn"].values(), *report["buttons"], report["scribble"]]:
+        assert sum(seen["bars"]) == pytest.approx(1, abs=0.01)  # ten probabilities, as text
+        assert seen["bars"][seen["prediction"]] == max(seen["bars"])
+        assert f"{100 * max(seen['bars']):.1f}%" in seen["verdict"]
+        assert "NaN" not in json.dumps(seen)
+    assert report["clearedByKeyboard"] == "empty"
+    # the attention map follows the pointer, and says what it shows
+    assert report["hovered"].startswith("Attention rollout: how much of patch (row")
+    assert "layer" in report["layerCaption"] and report["unhovered"].startswith("Where the class token looks")
+    assert report["phone"]["prediction"] == report["buttons"][0]["label"] and report["phone"]["overflow"] <= 1
+    # without JavaScript: the picture and its sentence, no widget
+    still = report["withoutScript"]
+    assert still["widget"] == 0 and still["imageLoaded"] and "JavaScript" in still["caption"]
+    assert report["forwardMs"] > 0  # the figure README quotes comes from this run, on a quiet machine
 
 
 _PLOT_CALL = re.compile(r"\b(?:viz|ib|ablations)\.plot_\w+\(")

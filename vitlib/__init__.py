@@ -2,8 +2,8 @@
 
 Each module is one chapter's piece: ``cnn`` and ``experiments.inductive_bias`` (ch. 1),
 ``patches`` (ch. 2), ``attention`` (ch. 3), ``encoder`` (ch. 4), ``model``, ``data`` and ``train``
-(ch. 5), ``viz`` and ``pretrained`` (ch. 6); ``interop`` moves weights to and from timm and
-torchvision.
+(ch. 5), ``viz``, ``pretrained`` and ``export`` (ch. 6; ``export`` feeds the drawing pad);
+``interop`` moves weights to and from timm and torchvision.
 """
 
 from vitlib.attention import Attention, causal_mask, scaled_dot_product_attention

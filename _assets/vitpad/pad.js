@@ -1,0 +1,366 @@
+// The drawing pad: draw a digit and watch the book's ViT read it, in the page. Each element of
+// class "vitpad" is replaced by a pad; its content (a picture and a sentence) is what a reader
+// without JavaScript sees. Needs vit.js (the model's forward pass) and model.js (its weights).
+(function () {
+  "use strict";
+
+  const PAD = 280; // the pad's pixels: 10 per pixel of the 28 x 28 digit
+  const STROKE = 20; // pen width in pad pixels: MNIST's strokes are 2 to 3 pixels wide in 28 x 28
+  // The verdict's wording changes below these probabilities. Label smoothing 0.1 trained the shipped
+  // model to give its answer about 0.91 at most, so 0.8 is already as sure as it gets.
+  const SURE = 0.8, UNSURE = 0.5;
+  const INFERNO = [[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]];
+
+  function element(tag, attributes = {}, children = []) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attributes)) {
+      if (name === "text") node.textContent = value;
+      else node.setAttribute(name, value);
+    }
+    for (const child of children) node.append(child);
+    return node;
+  }
+
+  function inferno(value) {
+    const at = Math.min(0.9999, Math.max(0, value)) * (INFERNO.length - 1);
+    const i = Math.floor(at), f = at - i;
+    return INFERNO[i].map((c, k) => Math.round(c + f * (INFERNO[i + 1][k] - c)));
+  }
+
+  const percent = (p) => `${(100 * p).toFixed(1)}%`;
+
+  const a = (digit) => (digit === 8 ? `an ${digit}` : `a ${digit}`);
+
+  // The sentence beside the drawing: a confident reading, a hesitant one, or an honest "cannot tell"
+  function verdict(probabilities) {
+    const ranked = [...probabilities.keys()].sort((a, b) => probabilities[b] - probabilities[a]);
+    const [first, second, third] = ranked.map((digit) => ({ digit, p: probabilities[digit] }));
+    if (first.p >= SURE) return `It reads ${a(first.digit)} (${percent(first.p)}).`;
+    if (first.p >= UNSURE) {
+      return `It reads ${a(first.digit)} (${percent(first.p)}), but is not sure: next comes ${second.digit} ` +
+        `(${percent(second.p)}).`;
+    }
+    return `It cannot tell: ${first.digit} (${percent(first.p)}), ${second.digit} (${percent(second.p)}) ` +
+      `or ${third.digit} (${percent(third.p)})?`;
+  }
+
+  function drawGrey(canvas, image, size = 28) {
+    const context = canvas.getContext("2d");
+    const pixels = context.createImageData(size, size);
+    for (let i = 0; i < size * size; i++) {
+      const v = Math.round(255 * image[i]);
+      pixels.data.set([v, v, v, 255], 4 * i);
+    }
+    context.putImageData(pixels, 0, 0);
+  }
+
+  class Pad {
+    constructor(root, model) {
+      this.root = root;
+      this.model = model;
+      this.view = { map: "rollout", layer: model.config.depth - 1, head: "mean", patch: null };
+      this.result = null;
+      this.build();
+      this.clear();
+    }
+
+    build() {
+      const { depth, heads } = this.model.config;
+      this.canvas = element("canvas", {
+        class: "vitpad-canvas", width: PAD, height: PAD, role: "img",
+        "aria-label": "Drawing pad: draw a digit with the mouse, a pen or a finger",
+      });
+      this.context = this.canvas.getContext("2d", { willReadFrequently: true });
+      const clear = element("button", { type: "button", class: "vitpad-clear", text: "Clear" });
+      clear.addEventListener("click", () => this.clear());
+      const digitButtons = this.model.digits.map((digit, index) => {
+        const button = element("button", {
+          type: "button", class: "vitpad-digit-button", "data-digit": index,
+          "aria-label": `Start from a test digit ${digit.label}`, text: String(digit.label),
+        });
+        button.addEventListener("click", () => this.loadDigit(digit));
+        return button;
+      });
+      const draw = element("div", { class: "vitpad-draw" }, [
+        this.canvas,
+        element("div", { class: "vitpad-buttons" }, [clear]),
+        element("div", { class: "vitpad-buttons" }, [element("span", { text: "test digits:" }), ...digitButtons]),
+      ]);
+
+      this.rawCanvas = element("canvas", { class: "vitpad-small", width: 28, height: 28, role: "img",
+        "aria-label": "The pad shrunk to 28 by 28 pixels, unprepared" });
+      this.preparedCanvas = element("canvas", { class: "vitpad-small", width: 28, height: 28, role: "img",
+        "aria-label": "The drawing prepared as MNIST's digits were: 28 by 28 pixels" });
+      this.rawVerdict = element("p", { class: "vitpad-raw-verdict" });
+      const seen = element("div", { class: "vitpad-seen" }, [
+        element("figure", {}, [this.rawCanvas, element("figcaption", { text: "the pad, shrunk to 28 × 28" })]),
+        element("figure", {}, [this.preparedCanvas, element("figcaption", { text: "prepared as MNIST was" })]),
+        this.rawVerdict,
+      ]);
+
+      this.verdict = element("p", { class: "vitpad-verdict", "aria-live": "polite" });
+      this.bars = [...Array(10).keys()].map((digit) => {
+        const fill = element("span", { class: "vitpad-fill" });
+        const value = element("span", { class: "vitpad-value" });
+        const row = element("li", { class: "vitpad-bar-row" }, [
+          element("span", { class: "vitpad-label", text: String(digit) }),
+          element("span", { class: "vitpad-bar" }, [fill]), value,
+        ]);
+        return { row, fill, value };
+      });
+      this.timing = element("p", { class: "vitpad-timing" });
+      const result = element("div", { class: "vitpad-result" }, [
+        this.verdict,
+        element("ol", { class: "vitpad-bars", start: 0, "aria-label": "The ten class probabilities" },
+          this.bars.map((bar) => bar.row)),
+        this.timing,
+      ]);
+
+      this.menus = {};
+      const select = (label, options, key) => {
+        const menu = element("select", { "aria-label": label },
+          options.map(([value, text]) => element("option", { value, text })));
+        menu.value = String(this.view[key]);
+        menu.addEventListener("change", () => {
+          this.view[key] = key === "map" || menu.value === "mean" ? menu.value : Number(menu.value);
+          this.showAttention();
+        });
+        this.menus[key] = menu;
+        return element("label", {}, [`${label} `, menu]);
+      };
+      this.heat = element("canvas", { class: "vitpad-heat", width: 28 * 6, height: 28 * 6, tabindex: 0,
+        role: "img", "aria-label": "Where the model looks; hover, tap or use the arrow keys to pick a patch" });
+      this.heatCaption = element("p", { class: "vitpad-heat-caption" });
+      this.bindHeat();
+      const looks = element("div", { class: "vitpad-looks" }, [
+        element("div", { class: "vitpad-controls" }, [
+          select("map", [["rollout", "rollout, all layers"], ["attention", "attention, one layer"]], "map"),
+          select("layer", [...Array(depth).keys()].map((l) => [l, String(l + 1)]), "layer"),
+          select("head", [["mean", "mean of heads"], ...[...Array(heads).keys()].map((h) => [h, String(h + 1)])], "head"),
+        ]),
+        element("div", { class: "vitpad-heat-row" }, [this.heat, this.heatCaption]),
+      ]);
+
+      this.root.replaceChildren(element("div", { class: "vitpad-widget" }, [
+        element("div", { class: "vitpad-row" }, [draw, result]),
+        element("div", { class: "vitpad-row vitpad-second" }, [seen, looks]),
+      ]));
+      this.bindDrawing();
+    }
+
+    bindDrawing() {
+      let last = null;
+      const point = (event) => {
+        const box = this.canvas.getBoundingClientRect();
+        return [(event.clientX - box.left) * PAD / box.width, (event.clientY - box.top) * PAD / box.height];
+      };
+      const line = (from, to) => {
+        const c = this.context;
+        c.strokeStyle = "#fff";
+        c.lineWidth = STROKE;
+        c.lineCap = "round";
+        c.lineJoin = "round";
+        c.beginPath();
+        c.moveTo(...from);
+        c.lineTo(...to);
+        c.stroke();
+      };
+      this.canvas.addEventListener("pointerdown", (event) => {
+        event.preventDefault();
+        this.canvas.setPointerCapture(event.pointerId);
+        last = point(event);
+        line(last, last);
+      });
+      this.canvas.addEventListener("pointermove", (event) => {
+        if (last === null) return;
+        const next = point(event);
+        line(last, next);
+        last = next;
+      });
+      const end = () => {
+        if (last === null) return;
+        last = null;
+        this.classify(); // after every stroke
+      };
+      this.canvas.addEventListener("pointerup", end);
+      this.canvas.addEventListener("pointercancel", end);
+    }
+
+    bindHeat() {
+      const { grid_size: [gh, gw] } = this.model.config;
+      const patchAt = (event) => {
+        const box = this.heat.getBoundingClientRect();
+        const row = Math.floor((event.clientY - box.top) / box.height * gh);
+        const col = Math.floor((event.clientX - box.left) / box.width * gw);
+        return row >= 0 && row < gh && col >= 0 && col < gw ? [row, col] : null;
+      };
+      const pick = (patch) => {
+        this.view.patch = patch;
+        this.showAttention();
+      };
+      this.heat.addEventListener("pointermove", (event) => {
+        if (event.pointerType === "mouse") pick(patchAt(event));
+      });
+      this.heat.addEventListener("pointerleave", (event) => {
+        if (event.pointerType === "mouse") pick(null);
+      });
+      this.heat.addEventListener("pointerdown", (event) => { // a tap picks a patch, a second tap lets go
+        if (event.pointerType === "mouse") return;
+        const patch = patchAt(event);
+        const same = patch && this.view.patch && patch[0] === this.view.patch[0] && patch[1] === this.view.patch[1];
+        pick(same ? null : patch);
+      });
+      this.heat.addEventListener("keydown", (event) => {
+        const moves = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
+        if (event.key === "Escape") return pick(null);
+        if (!(event.key in moves)) return;
+        event.preventDefault();
+        const [r, c] = this.view.patch || [Math.floor(gh / 2), Math.floor(gw / 2)];
+        const [dr, dc] = this.view.patch ? moves[event.key] : [0, 0];
+        pick([Math.min(gh - 1, Math.max(0, r + dr)), Math.min(gw - 1, Math.max(0, c + dc))]);
+      });
+    }
+
+    clear() {
+      this.context.clearRect(0, 0, PAD, PAD);
+      this.classify();
+    }
+
+    loadDigit(digit) {
+      const small = element("canvas", { width: 28, height: 28 });
+      const context = small.getContext("2d");
+      const pixels = context.createImageData(28, 28);
+      digit.pixels.forEach((v, i) => pixels.data.set([255, 255, 255, Math.round(255 * v)], 4 * i));
+      context.putImageData(pixels, 0, 0);
+      this.context.clearRect(0, 0, PAD, PAD);
+      this.context.imageSmoothingEnabled = true;
+      this.context.drawImage(small, 0, 0, PAD, PAD);
+      this.classify();
+    }
+
+    ink() {
+      const { data } = this.context.getImageData(0, 0, PAD, PAD);
+      const ink = new Float32Array(PAD * PAD);
+      for (let i = 0; i < ink.length; i++) ink[i] = data[4 * i + 3] / 255; // the strokes' coverage
+      return ink;
+    }
+
+    classify() {
+      const ink = this.ink();
+      const prepared = ViT.prepare(ink, PAD, PAD);
+      const raw = ViT.shrink(ink, PAD, PAD);
+      drawGrey(this.rawCanvas, raw);
+      if (prepared === null) {
+        this.result = null;
+        this.root.dataset.state = "empty";
+        drawGrey(this.preparedCanvas, new Float32Array(784));
+        this.verdict.textContent = "Draw a digit in the box, with the mouse, a pen or a finger.";
+        this.rawVerdict.textContent = "";
+        for (const bar of this.bars) {
+          bar.fill.style.width = "0";
+          bar.value.textContent = "–";
+          bar.row.classList.remove("vitpad-top");
+        }
+        this.timing.textContent = "";
+        this.showAttention();
+        return;
+      }
+      const started = performance.now();
+      const result = ViT.forward(this.model, prepared.image);
+      const milliseconds = performance.now() - started;
+      result.rollout = ViT.rollout(result.maps);
+      result.image = prepared.image;
+      this.result = result;
+      this.root.dataset.state = "read";
+      this.root.dataset.forwardMs = milliseconds.toFixed(1);
+      drawGrey(this.preparedCanvas, prepared.image);
+      const top = result.probabilities.indexOf(Math.max(...result.probabilities));
+      this.root.dataset.prediction = top;
+      this.verdict.textContent = verdict(result.probabilities);
+      this.bars.forEach((bar, digit) => {
+        const p = result.probabilities[digit];
+        bar.fill.style.width = `${(100 * p).toFixed(2)}%`;
+        bar.value.textContent = percent(p);
+        bar.row.classList.toggle("vitpad-top", digit === top);
+      });
+      const unprepared = ViT.forward(this.model, raw).probabilities;
+      const rawTop = unprepared.indexOf(Math.max(...unprepared));
+      this.rawVerdict.textContent = `Unprepared, the model would read ${a(rawTop)} (${percent(unprepared[rawTop])}).`;
+      this.timing.textContent = `One forward pass took ${milliseconds.toFixed(0)} ms in your browser.`;
+      this.showAttention();
+    }
+
+    // the map to draw: (gh * gw) weights over the patches, and the sentence that says what they are
+    currentMap() {
+      const { grid_size: [gh, gw], num_prefix_tokens: prefix, heads } = this.model.config;
+      const tokens = prefix + gh * gw;
+      const { map, layer, head, patch } = this.view;
+      const query = patch ? prefix + patch[0] * gw + patch[1] : 0;
+      const who = patch ? `patch (row ${patch[0] + 1}, column ${patch[1] + 1})` : "the class token";
+      let matrix, what;
+      if (map === "rollout") {
+        matrix = this.result.rollout;
+        what = `Attention rollout: how much of ${who} at the output comes from each patch, through all layers.`;
+      } else {
+        const maps = this.result.maps[layer];
+        matrix = head === "mean" ? maps[0].map((_, i) => maps.reduce((s, m) => s + m[i], 0) / heads) : maps[head];
+        what = `Where ${who} looks in layer ${layer + 1}, ${head === "mean" ? "mean of the heads" : `head ${head + 1}`}.`;
+      }
+      const weights = matrix.slice(query * tokens + prefix, (query + 1) * tokens);
+      const own = prefix ? matrix[query * tokens] : 0;
+      return { weights, what, own };
+    }
+
+    showAttention() {
+      const context = this.heat.getContext("2d");
+      const { grid_size: [gh, gw], patch_size: P } = this.model.config;
+      const cell = this.heat.width / gw;
+      context.fillStyle = "#000";
+      context.fillRect(0, 0, this.heat.width, this.heat.height);
+      if (this.result === null) {
+        this.heatCaption.textContent = "Draw a digit to see where the model looks.";
+        return;
+      }
+      for (const key of ["layer", "head"]) this.menus[key].disabled = this.view.map === "rollout"; // one map for all
+      const { weights, what, own } = this.currentMap();
+      const max = Math.max(...weights);
+      for (let r = 0; r < gh; r++) {
+        for (let c = 0; c < gw; c++) {
+          const [red, green, blue] = inferno(weights[r * gw + c] / max);
+          context.fillStyle = `rgb(${red}, ${green}, ${blue})`;
+          context.fillRect(c * cell, r * cell, cell, cell);
+        }
+      }
+      const pixel = cell / P; // the digit's strokes on top, in the book's outline colour
+      for (let y = 0; y < 28; y++) {
+        for (let x = 0; x < 28; x++) {
+          const v = this.result.image[y * 28 + x];
+          if (v > 0.5) {
+            context.fillStyle = `rgba(51, 224, 255, ${0.55 * v})`;
+            context.fillRect(x * pixel, y * pixel, pixel, pixel);
+          }
+        }
+      }
+      if (this.view.patch) {
+        context.strokeStyle = "#fff";
+        context.lineWidth = 2;
+        context.strokeRect(this.view.patch[1] * cell + 1, this.view.patch[0] * cell + 1, cell - 2, cell - 2);
+      }
+      const keeps = this.model.config.num_prefix_tokens
+        ? ` The class token's own share: ${percent(own)}.` : "";
+      this.heatCaption.textContent = `${what} The brightest patch holds ${percent(max)}.${keeps} ` +
+        (this.view.patch ? "" : "Hover over or tap a patch to see where that patch looks.");
+    }
+  }
+
+  function start() {
+    const roots = document.querySelectorAll(".vitpad");
+    if (!roots.length) return;
+    if (!globalThis.ViT || !globalThis.VITPAD_MODEL) return; // a script is missing: keep the picture
+    const model = ViT.load(VITPAD_MODEL);
+    roots.forEach((root) => new Pad(root, model));
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();
