@@ -160,8 +160,11 @@ def test_drawing_pad_reads_what_a_reader_draws(site, page, tmp_path):
         assert "NaN" not in json.dumps(seen)
     assert report["clearedByKeyboard"] == "empty"
     # the attention map follows the pointer, and says what it shows
+    assert report["dot"]["state"] == "small" and "bigger" in report["dot"]["verdict"]  # a click is no digit
     assert report["hovered"].startswith("Attention rollout: how much of patch (row")
-    assert "layer" in report["layerCaption"] and report["unhovered"].startswith("Where the class token looks")
+    assert report["menusInRollout"] == [False, True, True] and report["menusInAttention"] == [False, False, False]
+    assert report["pinnedCaption"].startswith("Where patch (row") and "layer 6" in report["pinnedCaption"]
+    assert report["unpinned"].startswith("Where the class token looks")
     assert report["phone"]["prediction"] == report["buttons"][0]["label"] and report["phone"]["overflow"] <= 1
     # without JavaScript: the picture and its sentence, no widget
     still = report["withoutScript"]

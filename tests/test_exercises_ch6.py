@@ -90,7 +90,34 @@ def distance_float64(weights, grid_size, patch_size):
     return ((a / a.sum(-1, keepdim=True)) @ distances).diagonal(dim1=-2, dim2=-1).mean(dim=(0, 2)).float()
 
 
+# --- resize_pos_embed: correct answers, written differently ---------------------------------------
+
+
+def resize_einops(pos_embed, old_grid, new_grid, num_prefix_tokens):
+    from einops import rearrange
+
+    prefix, patches = pos_embed[:, :num_prefix_tokens], pos_embed[:, num_prefix_tokens:]
+    grid = rearrange(patches, "b (h w) d -> b d h w", h=old_grid[0], w=old_grid[1])
+    grid = F.interpolate(grid, size=new_grid, mode="bicubic", antialias=True)
+    return torch.cat([prefix, rearrange(grid, "b d h w -> b (h w) d")], dim=1)
+
+
+def resize_timm(pos_embed, old_grid, new_grid, num_prefix_tokens):
+    timm_layers = pytest.importorskip("timm.layers")
+    return timm_layers.resample_abs_pos_embed(pos_embed, list(new_grid), list(old_grid), num_prefix_tokens)
+
+
+def resize_float64(pos_embed, old_grid, new_grid, num_prefix_tokens):
+    patches = pos_embed[0, num_prefix_tokens:].double().T.reshape(1, -1, *old_grid)  # (1, D, gh, gw)
+    grid = F.interpolate(patches, size=tuple(new_grid), mode="bicubic", align_corners=False, antialias=True)
+    patches = grid.reshape(pos_embed.shape[-1], -1).T[None].float()
+    return torch.cat([pos_embed[:, :num_prefix_tokens], patches], dim=1)
+
+
 CORRECT = [
+    (visualize.check_resize_pos_embed, resize_einops),
+    (visualize.check_resize_pos_embed, resize_timm),
+    (visualize.check_resize_pos_embed, resize_float64),
     (visualize.check_position_similarity, similarity_cosine_similarity),
     (visualize.check_position_similarity, similarity_dot_over_lengths),
     (visualize.check_position_similarity, similarity_elementwise_sum),
@@ -132,7 +159,64 @@ def _distance(weights, distances, renormalize=True):
     return (a * distances).sum(-1)  # (B, h, N)
 
 
+def _bicubic(patches, old, new, **options):
+    grid = patches.reshape(1, *old, -1).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, size=tuple(new), **{"mode": "bicubic", "antialias": True, **options})
+    return grid.permute(0, 2, 3, 1).reshape(1, -1, patches.shape[-1])
+
+
+def _column_major(patches, old):
+    """The rows re-read as if the patches were numbered down the columns."""
+    return patches.reshape(1, old[1], old[0], -1).transpose(1, 2).reshape(1, -1, patches.shape[-1])
+
+
+def _in_columns(patches, grid):
+    """Row-major rows written back numbered down the columns."""
+    return patches.reshape(1, grid[0], grid[1], -1).transpose(1, 2).reshape(1, -1, patches.shape[-1])
+
+
 WRONG = [
+    # resize_pos_embed
+    (
+        visualize.check_resize_pos_embed,
+        lambda e, old, new, p: F.interpolate(e.mT, size=p + new[0] * new[1], mode="linear").mT,
+        "class token went through",
+    ),
+    (
+        visualize.check_resize_pos_embed,
+        lambda e, old, new, p: torch.cat(
+            [e[:, :p], F.interpolate(e[:, p:].mT, size=new[0] * new[1], mode="linear").mT], dim=1
+        ),
+        "1-D sequence",
+    ),
+    (visualize.check_resize_pos_embed, lambda e, old, new, p: _bicubic(e[:, p:], old, new), "prefix tokens"),
+    (
+        visualize.check_resize_pos_embed,
+        lambda e, old, new, p: torch.cat([_bicubic(e[:, p:], old, new), e[:, :p]], dim=1),
+        "put back at the end",
+    ),
+    (
+        visualize.check_resize_pos_embed,
+        lambda e, old, new, p: torch.cat(
+            [e[:, :p], _in_columns(_bicubic(_column_major(e[:, p:], old), old, new), new)], dim=1
+        ),
+        "column order",
+    ),
+    (
+        visualize.check_resize_pos_embed,
+        lambda e, old, new, p: torch.cat([e[:, :p], _bicubic(e[:, p:], old, new, mode="bilinear")], dim=1),
+        "bilinear",
+    ),
+    (
+        visualize.check_resize_pos_embed,
+        lambda e, old, new, p: torch.cat([e[:, :p], _bicubic(e[:, p:], old, new, align_corners=True)], dim=1),
+        "align_corners=True",
+    ),
+    (
+        visualize.check_resize_pos_embed,
+        lambda e, old, new, p: torch.cat([e[:, :p], _bicubic(e[:, p:], old, new, antialias=False)], dim=1),
+        "antialias is off",
+    ),
     # position similarity
     (
         visualize.check_position_similarity,
@@ -226,7 +310,12 @@ def test_each_mistake_is_named(checker, answer, named, capsys):
 
 def test_every_listed_mistake_is_recognised_by_some_wrong_answer():
     named = {checker(answer).mistake for checker, answer, _ in WRONG}
-    listed = {m.description for m in visualize.POSITION_SIMILARITY_MISTAKES + visualize.ATTENTION_DISTANCE_MISTAKES}
+    listed = {
+        m.description
+        for m in visualize.POSITION_SIMILARITY_MISTAKES
+        + visualize.ATTENTION_DISTANCE_MISTAKES
+        + visualize.RESIZE_MISTAKES
+    }
     assert listed - named == set()
 
 

@@ -168,3 +168,33 @@ def test_post_norm_model_stacks_post_norm_blocks_with_no_final_norm():
     torch.testing.assert_close(model(images), model.head(tokens[:, 0]))
     maps = model.get_attention_maps(images)
     assert len(maps) == SMALL.depth and maps[0].shape == (2, 4, 17, 17)
+
+
+@pytest.mark.parametrize("pos_embed", ["learned", "learned_2d", "sincos", "none"])
+@pytest.mark.parametrize("pool", ["cls", "mean"])
+def test_resized_model_reads_bigger_images_with_the_same_weights(pos_embed, pool):
+    model = VisionTransformer(ViTConfig(depth=2, pos_embed=pos_embed, pool=pool)).eval()
+    bigger = model.resized(56)
+    assert bigger.config.image_size == 56 and bigger.patch_embed.grid_size == (14, 14) and not bigger.training
+    assert bigger(torch.randn(2, 1, 56, 56)).shape == (2, 10)
+    for name, tensor in bigger.state_dict().items():  # everything but the positions is copied
+        if not name.startswith("pos_embed"):
+            assert torch.equal(tensor, model.state_dict()[name]), name
+    same = model.resized(28)  # the same size: the same model
+    images = torch.randn(3, 1, 28, 28)
+    torch.testing.assert_close(same(images), model(images), rtol=0, atol=0)
+    if pos_embed == "sincos":
+        torch.testing.assert_close(bigger.pos_embed, VisionTransformer(bigger.config).pos_embed)
+
+
+def test_resized_model_interpolates_learned_positions_as_timm_does():
+    timm_layers = pytest.importorskip("timm.layers")
+    model = VisionTransformer(ViTConfig(depth=1))
+    bigger = model.resized(44)  # 11 x 11 patches of 4 pixels
+    expected = timm_layers.resample_abs_pos_embed(model.pos_embed.detach(), [11, 11], [7, 7], num_prefix_tokens=1)
+    torch.testing.assert_close(bigger.pos_embed.detach(), expected, rtol=0, atol=1e-6)
+
+
+def test_resized_refuses_a_size_the_patches_do_not_tile():
+    with pytest.raises(ValueError, match="30"):
+        VisionTransformer(ViTConfig(depth=1)).resized(30)

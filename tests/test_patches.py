@@ -2,7 +2,15 @@ import pytest
 import torch
 from torch import nn
 
-from vitlib.patches import PatchEmbed, grid_pos_embed, patchify, sincos_1d_pos_embed, sincos_2d_pos_embed, unpatchify
+from vitlib.patches import (
+    PatchEmbed,
+    grid_pos_embed,
+    patchify,
+    resize_pos_embed,
+    sincos_1d_pos_embed,
+    sincos_2d_pos_embed,
+    unpatchify,
+)
 
 
 @pytest.mark.parametrize("batch,chans,size,patch", [(2, 1, 28, 7), (3, 3, 32, 8), (1, 3, 12, 4), (2, 2, 8, 8)])
@@ -89,3 +97,43 @@ def test_sincos_refuses_bad_dims():
 def test_grid_pos_embed_refuses_tables_of_different_widths():
     with pytest.raises(ValueError, match=r"\(gh, D/2\) and \(gw, D/2\) of the same width, got \(7, 32\) and \(7, 16\)"):
         grid_pos_embed(torch.zeros(7, 32), torch.zeros(7, 16))
+
+
+@pytest.mark.parametrize("prefix", [0, 1, 2])
+@pytest.mark.parametrize(
+    ("old_grid", "new_grid"),
+    [((7, 7), (14, 14)), ((7, 7), (10, 10)), ((7, 7), (4, 4)), ((7, 7), (8, 12)), ((14, 14), (24, 24))],
+)
+def test_resize_pos_embed_equals_timm(old_grid, new_grid, prefix):
+    timm_layers = pytest.importorskip("timm.layers")
+    table = torch.randn(1, prefix + old_grid[0] * old_grid[1], 64)
+    ours = resize_pos_embed(table, old_grid, new_grid, prefix)
+    theirs = timm_layers.resample_abs_pos_embed(table, list(new_grid), list(old_grid), num_prefix_tokens=prefix)
+    assert ours.shape == (1, prefix + new_grid[0] * new_grid[1], 64)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
+    assert torch.equal(ours[:, :prefix], table[:, :prefix])  # the class token is not interpolated
+
+
+def test_resize_pos_embed_interpolates_each_channel_on_the_grid():
+    """A table that is a smooth function of the position stays that function on the new grid."""
+    rows, cols = torch.meshgrid(torch.arange(7.0), torch.arange(7.0), indexing="ij")
+    table = torch.stack([rows, cols], dim=-1).reshape(1, 49, 2)  # channel 0: the row, channel 1: the column
+    resized = resize_pos_embed(torch.cat([torch.full((1, 1, 2), 9.0), table], dim=1), (7, 7), (14, 14))
+    grid = resized[0, 1:].reshape(14, 14, 2)
+    assert torch.equal(resized[0, 0], torch.tensor([9.0, 9.0]))
+    assert (grid[1:, :, 0] > grid[:-1, :, 0]).all()  # the row channel grows down the rows...
+    torch.testing.assert_close(grid[:, 1:, 0], grid[:, :-1, 0])  # ...and is the same along each row
+    assert (grid[:, 1:, 1] > grid[:, :-1, 1]).all()  # columns across: row-major order kept
+    assert torch.equal(resize_pos_embed(table, (7, 7), (7, 7), 0), table)  # same grid: unchanged
+
+
+def test_resize_pos_embed_explains_bad_input():
+    table = torch.randn(1, 50, 64)
+    with pytest.raises(ValueError, match=r"50 rows, but 0 prefix tokens and a 7x7 grid make 49"):
+        resize_pos_embed(table, (7, 7), (14, 14), num_prefix_tokens=0)
+    with pytest.raises(ValueError, match=r"50 rows, but 1 prefix tokens and a 4x4 grid make 17"):
+        resize_pos_embed(table, (4, 4), (8, 8))
+    with pytest.raises(ValueError, match="new_grid must be two positive integers"):
+        resize_pos_embed(table, (7, 7), (0, 14))
+    with pytest.raises(ValueError, match=r"shape \(1, T, D\)"):
+        resize_pos_embed(table[0], (7, 7), (14, 14))

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from vitlib.encoder import LAYER_NORM_EPS, Block
-from vitlib.patches import LearnedPosEmbed2d, PatchEmbed, check_patch_grid, sincos_2d_pos_embed
+from vitlib.patches import LearnedPosEmbed2d, PatchEmbed, check_patch_grid, resize_pos_embed, sincos_2d_pos_embed
 
 __all__ = ["PRESETS", "ViTConfig", "VisionTransformer"]
 
@@ -221,6 +221,29 @@ class VisionTransformer(nn.Module):
             x, weights = block.forward_with_attention(x)
             maps.append(weights)
         return maps
+
+    def resized(self, image_size: int) -> "VisionTransformer":
+        """This model for images of another size (the paper's Sec. 3.2): same weights, same patches.
+
+        A bigger image gives more patches of the same size, so only the position embeddings change:
+        a learned table is interpolated on its grid (``resize_pos_embed``; a learned 2-D one row by
+        row and column by column), a sin-cos one recomputed for the new grid. Fine-tuning at the new
+        size is what the paper does next. Returns a new model; this one is left as it is.
+        """
+        config = dataclasses.replace(self.config, image_size=image_size)  # checks that P tiles the image
+        model = VisionTransformer(config).to(self.head.weight.device, self.head.weight.dtype)
+        old_grid, new_grid = self.patch_embed.grid_size, model.patch_embed.grid_size
+        state = self.state_dict()
+        if config.pos_embed == "learned":
+            state["pos_embed"] = resize_pos_embed(state["pos_embed"], old_grid, new_grid, self.num_prefix_tokens)
+        elif config.pos_embed == "learned_2d":  # each table as a one-column image of its D/2 channels
+            for name, old, new in (("row", old_grid[0], new_grid[0]), ("col", old_grid[1], new_grid[1])):
+                table = state[f"pos_embed_2d.{name}"][None]  # (1, old, D/2)
+                state[f"pos_embed_2d.{name}"] = resize_pos_embed(table, (old, 1), (new, 1), 0)[0]
+        elif config.pos_embed == "sincos":
+            state["pos_embed"] = model.pos_embed  # a formula of the position, for any grid
+        model.load_state_dict(state)
+        return model.train(self.training)
 
     def num_parameters(self, trainable_only: bool = True) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)

@@ -9,6 +9,7 @@ D embedding dim. The patch grid is gh x gw (grid height, grid width).
 """
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
@@ -18,6 +19,7 @@ __all__ = [
     "check_patch_grid",
     "grid_pos_embed",
     "patchify",
+    "resize_pos_embed",
     "sincos_1d_pos_embed",
     "sincos_2d_pos_embed",
     "unpatchify",
@@ -206,3 +208,46 @@ class LearnedPosEmbed2d(nn.Module):
     def forward(self) -> torch.Tensor:
         """The (N, D) table, patches in row-major order."""
         return grid_pos_embed(self.row, self.col)
+
+
+def resize_pos_embed(
+    pos_embed: torch.Tensor,
+    old_grid: tuple[int, int],
+    new_grid: tuple[int, int],
+    num_prefix_tokens: int = 1,
+) -> torch.Tensor:
+    """A learned position table for another patch grid: the paper's Sec. 3.2, "2D interpolation of
+    the pre-trained position embeddings, according to their location in the original image".
+
+    The patches' rows are laid out on their (gh, gw) grid and each of the D channels is resized
+    as an image, bicubically and with ``antialias=True``, as timm's ``resample_abs_pos_embed``
+    does (the paper does not name the kind of interpolation); the prefix tokens (the class token)
+    sit at no position and are kept as they are.
+
+    Args:
+        pos_embed: (1, num_prefix_tokens + gh * gw, D), prefix rows first, patches row-major.
+        old_grid: (gh, gw), the grid the table was learned on.
+        new_grid: (gh', gw'), the grid of the new image size: image_size // patch_size each way.
+        num_prefix_tokens: 1 with a class token, 0 without (pool='mean').
+
+    Returns:
+        (1, num_prefix_tokens + gh' * gw', D).
+    """
+    for name, grid in (("old_grid", old_grid), ("new_grid", new_grid)):
+        if len(grid) != 2 or any(not isinstance(side, int) or side < 1 for side in grid):
+            raise ValueError(f"{name} must be two positive integers (grid height, grid width), got {grid}")
+    if pos_embed.dim() != 3 or pos_embed.shape[0] != 1:
+        raise ValueError(f"expected a position table of shape (1, T, D), got {tuple(pos_embed.shape)}")
+    expected = num_prefix_tokens + old_grid[0] * old_grid[1]
+    if pos_embed.shape[1] != expected:
+        raise ValueError(
+            f"the table has {pos_embed.shape[1]} rows, but {num_prefix_tokens} prefix tokens and a "
+            f"{old_grid[0]}x{old_grid[1]} grid make {expected}: pass the grid the model was trained on "
+            f"(model.patch_embed.grid_size) and its prefix count (model.num_prefix_tokens: 1 with a "
+            f"class token, 0 with mean pooling)"
+        )
+    prefix, patches = pos_embed[:, :num_prefix_tokens], pos_embed[:, num_prefix_tokens:]
+    grid = rearrange(patches, "1 (gh gw) d -> 1 d gh gw", gh=old_grid[0])  # each channel an image
+    resized = F.interpolate(grid.float(), size=tuple(new_grid), mode="bicubic", align_corners=False, antialias=True)
+    patches = rearrange(resized, "1 d gh gw -> 1 (gh gw) d").to(pos_embed.dtype)  # (1, gh' gw', D)
+    return torch.cat([prefix, patches], dim=1)

@@ -5,7 +5,10 @@
   "use strict";
 
   const PAD = 280; // the pad's pixels: 10 per pixel of the 28 x 28 digit
-  const STROKE = 20; // pen width in pad pixels: MNIST's strokes are 2 to 3 pixels wide in 28 x 28
+  // Pen width in pad pixels. The pen does not shrink with the drawing, so a drawing that fills the
+  // pad ends up with strokes 2 pixels wide after preparation, like MNIST's, and a small one with fat
+  // strokes; below SMALLEST pad pixels (longest side) the pad asks for a bigger drawing.
+  const STROKE = 20, SMALLEST = 60;
   // The verdict's wording changes below these probabilities. Label smoothing 0.1 trained the shipped
   // model to give its answer about 0.91 at most, so 0.8 is already as sure as it gets.
   const SURE = 0.8, UNSURE = 0.5;
@@ -56,6 +59,7 @@
 
   class Pad {
     constructor(root, model) {
+      Pad.count = (Pad.count || 0) + 1; // ids unique on the page
       this.root = root;
       this.model = model;
       this.view = { map: "rollout", layer: model.config.depth - 1, head: "mean", patch: null };
@@ -84,7 +88,8 @@
       const draw = element("div", { class: "vitpad-draw" }, [
         this.canvas,
         element("div", { class: "vitpad-buttons" }, [clear]),
-        element("div", { class: "vitpad-buttons" }, [element("span", { text: "test digits:" }), ...digitButtons]),
+        element("div", { class: "vitpad-buttons", role: "group", "aria-labelledby": `vitpad-digits-${Pad.count}` },
+          [element("span", { id: `vitpad-digits-${Pad.count}`, text: "start from a test digit:" }), ...digitButtons]),
       ]);
 
       this.rawCanvas = element("canvas", { class: "vitpad-small", width: 28, height: 28, role: "img",
@@ -130,7 +135,9 @@
       };
       this.heat = element("canvas", { class: "vitpad-heat", width: 28 * 6, height: 28 * 6, tabindex: 0,
         role: "img", "aria-label": "Where the model looks; hover, tap or use the arrow keys to pick a patch" });
-      this.heatCaption = element("p", { class: "vitpad-heat-caption" });
+      this.heatCaption = element("p", { class: "vitpad-heat-caption", id: `vitpad-caption-${Pad.count}`,
+        "aria-live": "polite" });
+      this.heat.setAttribute("aria-describedby", this.heatCaption.id);
       this.bindHeat();
       const looks = element("div", { class: "vitpad-looks" }, [
         element("div", { class: "vitpad-controls" }, [
@@ -150,9 +157,17 @@
 
     bindDrawing() {
       let last = null;
-      const point = (event) => {
+      const point = (event) => { // the pad's pixels, inside its border
         const box = this.canvas.getBoundingClientRect();
-        return [(event.clientX - box.left) * PAD / box.width, (event.clientY - box.top) * PAD / box.height];
+        const { clientLeft, clientTop, clientWidth, clientHeight } = this.canvas;
+        return [(event.clientX - box.left - clientLeft) * PAD / clientWidth,
+          (event.clientY - box.top - clientTop) * PAD / clientHeight];
+      };
+      const dot = ([x, y]) => {
+        this.context.fillStyle = "#fff";
+        this.context.beginPath();
+        this.context.arc(x, y, STROKE / 2, 0, 2 * Math.PI);
+        this.context.fill();
       };
       const line = (from, to) => {
         const c = this.context;
@@ -166,19 +181,21 @@
         c.stroke();
       };
       this.canvas.addEventListener("pointerdown", (event) => {
+        // one pen at a time: a second finger or a palm draws nothing, nor does a right click
+        if (!event.isPrimary || (event.pointerType === "mouse" && event.button !== 0)) return;
         event.preventDefault();
         this.canvas.setPointerCapture(event.pointerId);
         last = point(event);
-        line(last, last);
+        dot(last); // a tap leaves a dot
       });
       this.canvas.addEventListener("pointermove", (event) => {
-        if (last === null) return;
+        if (last === null || !event.isPrimary) return;
         const next = point(event);
         line(last, next);
         last = next;
       });
-      const end = () => {
-        if (last === null) return;
+      const end = (event) => {
+        if (last === null || !event.isPrimary) return;
         last = null;
         this.classify(); // after every stroke
       };
@@ -194,35 +211,41 @@
         const col = Math.floor((event.clientX - box.left) / box.width * gw);
         return row >= 0 && row < gh && col >= 0 && col < gw ? [row, col] : null;
       };
+      // a hovering mouse previews a patch; a click or a tap pins it (or lets it go), so that the
+      // menus can change the layer and head while it stays
+      let pinned = null;
       const pick = (patch) => {
         this.view.patch = patch;
         this.showAttention();
       };
+      const same = (a, b) => a && b && a[0] === b[0] && a[1] === b[1];
       this.heat.addEventListener("pointermove", (event) => {
-        if (event.pointerType === "mouse") pick(patchAt(event));
+        if (event.pointerType === "mouse") pick(patchAt(event) || pinned);
       });
       this.heat.addEventListener("pointerleave", (event) => {
-        if (event.pointerType === "mouse") pick(null);
+        if (event.pointerType === "mouse") pick(pinned);
       });
-      this.heat.addEventListener("pointerdown", (event) => { // a tap picks a patch, a second tap lets go
-        if (event.pointerType === "mouse") return;
+      this.heat.addEventListener("pointerdown", (event) => {
         const patch = patchAt(event);
-        const same = patch && this.view.patch && patch[0] === this.view.patch[0] && patch[1] === this.view.patch[1];
-        pick(same ? null : patch);
+        pinned = same(patch, pinned) ? null : patch;
+        pick(pinned || (event.pointerType === "mouse" ? patch : null));
       });
+      this.unpin = () => { pinned = null; this.view.patch = null; };
       this.heat.addEventListener("keydown", (event) => {
         const moves = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
-        if (event.key === "Escape") return pick(null);
+        if (event.key === "Escape") { pinned = null; return pick(null); }
         if (!(event.key in moves)) return;
         event.preventDefault();
         const [r, c] = this.view.patch || [Math.floor(gh / 2), Math.floor(gw / 2)];
         const [dr, dc] = this.view.patch ? moves[event.key] : [0, 0];
-        pick([Math.min(gh - 1, Math.max(0, r + dr)), Math.min(gw - 1, Math.max(0, c + dc))]);
+        pinned = [Math.min(gh - 1, Math.max(0, r + dr)), Math.min(gw - 1, Math.max(0, c + dc))];
+        pick(pinned);
       });
     }
 
     clear() {
       this.context.clearRect(0, 0, PAD, PAD);
+      this.unpin();
       this.classify();
     }
 
@@ -235,6 +258,7 @@
       this.context.clearRect(0, 0, PAD, PAD);
       this.context.imageSmoothingEnabled = true;
       this.context.drawImage(small, 0, 0, PAD, PAD);
+      this.unpin();
       this.classify();
     }
 
@@ -250,11 +274,15 @@
       const prepared = ViT.prepare(ink, PAD, PAD);
       const raw = ViT.shrink(ink, PAD, PAD);
       drawGrey(this.rawCanvas, raw);
-      if (prepared === null) {
+      const tooSmall = prepared !== null && Math.max(prepared.box.width, prepared.box.height) < SMALLEST;
+      if (prepared === null || tooSmall) {
         this.result = null;
-        this.root.dataset.state = "empty";
+        this.root.dataset.state = tooSmall ? "small" : "empty";
+        delete this.root.dataset.prediction;
         drawGrey(this.preparedCanvas, new Float32Array(784));
-        this.verdict.textContent = "Draw a digit in the box, with the mouse, a pen or a finger.";
+        this.verdict.textContent = tooSmall
+          ? "Draw the digit bigger: scaled up to MNIST's size, a speck this small is only a blob."
+          : "Draw a digit in the box, with the mouse, a pen or a finger (or start from a test digit).";
         this.rawVerdict.textContent = "";
         for (const bar of this.bars) {
           bar.fill.style.width = "0";
@@ -317,11 +345,11 @@
       const cell = this.heat.width / gw;
       context.fillStyle = "#000";
       context.fillRect(0, 0, this.heat.width, this.heat.height);
+      for (const key of ["layer", "head"]) this.menus[key].disabled = this.view.map === "rollout"; // one map for all
       if (this.result === null) {
         this.heatCaption.textContent = "Draw a digit to see where the model looks.";
         return;
       }
-      for (const key of ["layer", "head"]) this.menus[key].disabled = this.view.map === "rollout"; // one map for all
       const { weights, what, own } = this.currentMap();
       const max = Math.max(...weights);
       for (let r = 0; r < gh; r++) {
@@ -346,10 +374,13 @@
         context.lineWidth = 2;
         context.strokeRect(this.view.patch[1] * cell + 1, this.view.patch[0] * cell + 1, cell - 2, cell - 2);
       }
-      const keeps = this.model.config.num_prefix_tokens
-        ? ` The class token's own share: ${percent(own)}.` : "";
-      this.heatCaption.textContent = `${what} The brightest patch holds ${percent(max)}.${keeps} ` +
-        (this.view.patch ? "" : "Hover over or tap a patch to see where that patch looks.");
+      const keeps = !this.model.config.num_prefix_tokens ? ""
+        : this.view.patch ? ` Its share from the class token: ${percent(own)}.`
+          : ` The class token's share of itself: ${percent(own)}.`;
+      this.heatCaption.textContent = `${what} Each map is scaled to its brightest patch, which holds ` +
+        `${percent(max)}; the strokes are the prepared digit's.${keeps} ` +
+        (this.view.patch ? "Click or tap it again, or press Escape, to go back to the class token."
+          : "Hover over, click or tap a patch (or use the arrow keys) to see where that patch looks.");
     }
   }
 

@@ -1,11 +1,11 @@
 // Runs the drawing pad's JavaScript (vit.js, model.js) under Node.js on digits from the tests, so
-// that tests/test_vitpad.py can compare it with vitlib. Reads a request, writes float32 files:
+// that tests/test_export.py can compare it with vitlib. Reads a request, writes float32 files:
 //
 //   node vitpad_node.mjs VIT_JS MODEL_JS REQUEST.json OUT_DIR
 //
 // REQUEST: {images: base64 float32 (B, 28, 28) in [0, 1], drawings: [{size, scale, x, y}]}.
-// OUT_DIR gets logits.f32 (B, 10), maps.f32 (B, L, h, T, T), rollout.f32 (B, T, T), and for each
-// drawing prepared.f32 (B, 28, 28): every digit drawn on a size x size pad, scaled by `scale` with
+// OUT_DIR gets logits.f32 (B, 10), maps.f32 (B, L, h, T, T), rollout.f32 (B, T, T), and for drawing
+// i prepared{i}.f32 (B, 28, 28): every digit drawn on a size x size pad, scaled by `scale` with
 // bilinear interpolation and its top-left corner at (x, y), then prepared as the pad prepares it.
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { runInThisContext } from "node:vm";

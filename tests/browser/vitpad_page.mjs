@@ -77,6 +77,9 @@ for (const [digit, strokes] of Object.entries(DIGITS)) {
 }
 await page.click(".vitpad-clear");
 report.cleared = await read(page);
+await draw(page, [[[0.5, 0.5]]]); // one click: a dot, too small to read
+report.dot = await read(page);
+await page.click(".vitpad-clear");
 await draw(page, SCRIBBLE);
 report.scribble = await read(page);
 
@@ -91,13 +94,21 @@ await page.keyboard.press("Enter");
 report.clearedByKeyboard = (await read(page)).state;
 await page.locator(".vitpad-digit-button").last().click();
 
+const menusDisabled = () => page.evaluate(() => [...document.querySelectorAll(".vitpad-controls select")]
+  .map((menu) => menu.disabled));
+report.menusInRollout = await menusDisabled(); // one rollout for all layers and heads
 const heat = await page.locator(".vitpad-heat").boundingBox();
 await page.mouse.move(heat.x + heat.width * 0.5, heat.y + heat.height * 0.3);
 report.hovered = (await read(page)).heatCaption;
-await page.selectOption(".vitpad-controls select >> nth=0", "attention");
-report.layerCaption = (await read(page)).heatCaption;
+await page.mouse.down(); // a click pins the patch
+await page.mouse.up();
 await page.mouse.move(0, 0);
-report.unhovered = (await read(page)).heatCaption;
+await page.selectOption(".vitpad-controls select >> nth=0", "attention");
+report.menusInAttention = await menusDisabled();
+report.pinnedCaption = (await read(page)).heatCaption;
+await page.focus(".vitpad-heat");
+await page.keyboard.press("Escape");
+report.unpinned = (await read(page)).heatCaption;
 if (shots) await page.locator(".vitpad").screenshot({ path: `${shots}/pad_desktop.png` });
 
 // one forward pass, timed in the page: the median of 30 after 5 to warm up
