@@ -132,6 +132,18 @@ def test_code_and_output_fit_the_column_at_1280_px(site):
     assert not problems, "\n".join(problems)
 
 
+def test_no_page_scrolls_sideways_on_a_phone(site):
+    """At 390 px a code block may scroll inside its box, but the page itself must not."""
+    browser_tests = require_playwright()
+    pages = [str(site / "book" / f"{name}.html") for name in [*CHAPTERS, "drawing_pad", "intro", "bibliography"]]
+    command = ["node", str(browser_tests / "page_layout.mjs"), CHROMIUM, "390", "844", *pages]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    wide = [f"{Path(page).stem}: {why}" for page, found in report.items() for why in found if why.startswith("page")]
+    assert not wide, "\n".join(wide)
+
+
 @pytest.mark.parametrize("page", ["06_train_and_visualize", "drawing_pad"])
 def test_drawing_pad_reads_what_a_reader_draws(site, page, tmp_path):
     """Draws digits on the pad with the mouse, presses its buttons, reads the page (issue: the model in the page)."""

@@ -1,6 +1,7 @@
 // Opens built pages as a reader would (a 1280 x 800 window, the theme's default layout) and
 // reports what does not fit the content column: code and output blocks that scroll sideways,
-// and figures wider than the column. Prints one JSON object: {page: [problem, ...]}.
+// figures wider than the column, and a page that scrolls sideways. Prints one JSON object:
+// {page: [problem, ...]}.
 //
 //   node page_layout.mjs CHROMIUM_BINARY WIDTH HEIGHT PAGE.html [PAGE.html ...]
 import { chromium } from "playwright-core";
@@ -31,6 +32,10 @@ for (const file of pages) {
       if (block.scrollWidth > block.clientWidth + 1) {
         problems.push(`scrolls sideways (${block.scrollWidth} > ${block.clientWidth} px): ${describe(block)}`);
       }
+    }
+    const page = document.scrollingElement;
+    if (page.scrollWidth > page.clientWidth + 1) {
+      problems.push(`page scrolls sideways (${page.scrollWidth} > ${page.clientWidth} px)`);
     }
     const column = document.querySelector("article").getBoundingClientRect();
     for (const image of document.querySelectorAll("article img")) {
