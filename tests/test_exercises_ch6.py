@@ -165,6 +165,11 @@ def _bicubic(patches, old, new, **options):
     return grid.permute(0, 2, 3, 1).reshape(1, -1, patches.shape[-1])
 
 
+def _no_permute(patches, old, new):
+    grid = F.interpolate(patches.reshape(1, -1, *old), size=tuple(new), mode="bicubic", antialias=True)
+    return grid.reshape(1, -1, patches.shape[-1])
+
+
 def _column_major(patches, old):
     """The rows re-read as if the patches were numbered down the columns."""
     return patches.reshape(1, old[1], old[0], -1).transpose(1, 2).reshape(1, -1, patches.shape[-1])
@@ -201,6 +206,23 @@ WRONG = [
             [e[:, :p], _in_columns(_bicubic(_column_major(e[:, p:], old), old, new), new)], dim=1
         ),
         "column order",
+    ),
+    (
+        visualize.check_resize_pos_embed,
+        lambda e, old, new, p: torch.cat([e[:, :p], _no_permute(e[:, p:], old, new)], dim=1),
+        "reshaped straight",
+    ),
+    (
+        visualize.check_resize_pos_embed,
+        lambda e, old, new, p: torch.cat([e[:, :p], _bicubic(e[:, p:], old[::-1], new)], dim=1),
+        "sides are swapped",
+    ),
+    (
+        visualize.check_resize_pos_embed,
+        lambda e, old, new, p: torch.cat(
+            [e[:, :p], _bicubic(e[:, p:], old, new, mode="nearest", antialias=False)], dim=1
+        ),
+        "nearest",
     ),
     (
         visualize.check_resize_pos_embed,

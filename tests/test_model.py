@@ -6,6 +6,7 @@ import torch.nn.functional as F
 import torchvision
 
 from vitlib.model import PRESETS, VisionTransformer, ViTConfig
+from vitlib.patches import resize_pos_embed
 
 SMALL = ViTConfig(image_size=16, patch_size=4, in_chans=3, num_classes=5, dim=32, depth=2, heads=4, mlp_dim=64)
 
@@ -180,6 +181,13 @@ def test_resized_model_reads_bigger_images_with_the_same_weights(pos_embed, pool
     for name, tensor in bigger.state_dict().items():  # everything but the positions is copied
         if not name.startswith("pos_embed"):
             assert torch.equal(tensor, model.state_dict()[name]), name
+    if pos_embed in ("learned", "learned_2d"):  # the table as a whole, interpolated on its grid
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.normal_()  # positions that differ from place to place
+            bigger = model.resized(56)
+            expected = resize_pos_embed(model.position_embeddings(), (7, 7), (14, 14), model.num_prefix_tokens)
+            torch.testing.assert_close(bigger.position_embeddings(), expected, rtol=0, atol=1e-5)
     same = model.resized(28)  # the same size: the same model
     images = torch.randn(3, 1, 28, 28)
     torch.testing.assert_close(same(images), model(images), rtol=0, atol=0)
@@ -193,6 +201,19 @@ def test_resized_model_interpolates_learned_positions_as_timm_does():
     bigger = model.resized(44)  # 11 x 11 patches of 4 pixels
     expected = timm_layers.resample_abs_pos_embed(model.pos_embed.detach(), [11, 11], [7, 7], num_prefix_tokens=1)
     torch.testing.assert_close(bigger.pos_embed.detach(), expected, rtol=0, atol=1e-6)
+
+
+def test_resized_keeps_what_was_set_after_building_and_leaves_the_rng_alone():
+    model = VisionTransformer(ViTConfig(depth=2)).train()
+    model.set_fused_attn(True)
+    model.blocks[1].attn.scale = 1.0
+    model.patch_embed.requires_grad_(False)
+    state = torch.get_rng_state()
+    bigger = model.resized(44)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert bigger.training and [b.attn.fused for b in bigger.blocks] == [True, True]
+    assert bigger.blocks[1].attn.scale == 1.0 and bigger.blocks[0].attn.scale is None
+    assert not any(p.requires_grad for p in bigger.patch_embed.parameters()) and bigger.head.weight.requires_grad
 
 
 def test_resized_refuses_a_size_the_patches_do_not_tile():

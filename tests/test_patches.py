@@ -102,7 +102,14 @@ def test_grid_pos_embed_refuses_tables_of_different_widths():
 @pytest.mark.parametrize("prefix", [0, 1, 2])
 @pytest.mark.parametrize(
     ("old_grid", "new_grid"),
-    [((7, 7), (14, 14)), ((7, 7), (10, 10)), ((7, 7), (4, 4)), ((7, 7), (8, 12)), ((14, 14), (24, 24))],
+    [
+        ((7, 7), (14, 14)),
+        ((7, 7), (10, 10)),
+        ((7, 7), (4, 4)),
+        ((7, 7), (8, 12)),
+        ((14, 14), (24, 24)),
+        ((3, 5), (6, 4)),
+    ],
 )
 def test_resize_pos_embed_equals_timm(old_grid, new_grid, prefix):
     timm_layers = pytest.importorskip("timm.layers")
@@ -135,5 +142,9 @@ def test_resize_pos_embed_explains_bad_input():
         resize_pos_embed(table, (4, 4), (8, 8))
     with pytest.raises(ValueError, match="new_grid must be two positive integers"):
         resize_pos_embed(table, (7, 7), (0, 14))
+    with pytest.raises(ValueError, match="num_prefix_tokens"):
+        resize_pos_embed(table, (7, 7), (14, 14), num_prefix_tokens=-1)
+    numpy = pytest.importorskip("numpy")
+    assert resize_pos_embed(table, (numpy.int64(7), 7), (14, 14)).shape == (1, 197, 64)  # any integer type
     with pytest.raises(ValueError, match=r"shape \(1, T, D\)"):
         resize_pos_embed(table[0], (7, 7), (14, 14))

@@ -231,18 +231,23 @@ class VisionTransformer(nn.Module):
         size is what the paper does next. Returns a new model; this one is left as it is.
         """
         config = dataclasses.replace(self.config, image_size=image_size)  # checks that P tiles the image
-        model = VisionTransformer(config).to(self.head.weight.device, self.head.weight.dtype)
+        with torch.random.fork_rng(devices=[]):  # its random initial weights are overwritten: leave the RNG be
+            model = VisionTransformer(config).to(self.head.weight.device, self.head.weight.dtype)
         old_grid, new_grid = self.patch_embed.grid_size, model.patch_embed.grid_size
         state = self.state_dict()
         if config.pos_embed == "learned":
             state["pos_embed"] = resize_pos_embed(state["pos_embed"], old_grid, new_grid, self.num_prefix_tokens)
-        elif config.pos_embed == "learned_2d":  # each table as a one-column image of its D/2 channels
+        elif config.pos_embed == "learned_2d":  # each table as a one-row image of its D/2 channels
             for name, old, new in (("row", old_grid[0], new_grid[0]), ("col", old_grid[1], new_grid[1])):
                 table = state[f"pos_embed_2d.{name}"][None]  # (1, old, D/2)
-                state[f"pos_embed_2d.{name}"] = resize_pos_embed(table, (old, 1), (new, 1), 0)[0]
+                state[f"pos_embed_2d.{name}"] = resize_pos_embed(table, (1, old), (1, new), 0)[0]
         elif config.pos_embed == "sincos":
             state["pos_embed"] = model.pos_embed  # a formula of the position, for any grid
         model.load_state_dict(state)
+        for new_block, block in zip(model.blocks, self.blocks, strict=True):  # what was set after building
+            new_block.attn.fused, new_block.attn.scale = block.attn.fused, block.attn.scale
+        for new_parameter, parameter in zip(model.parameters(), self.parameters(), strict=True):
+            new_parameter.requires_grad_(parameter.requires_grad)
         return model.train(self.training)
 
     def num_parameters(self, trainable_only: bool = True) -> int:

@@ -8,6 +8,8 @@ Shape legend: B batch, C channels, H/W image height/width, P patch size, N = HW 
 D embedding dim. The patch grid is gh x gw (grid height, grid width).
 """
 
+import operator
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -222,7 +224,7 @@ def resize_pos_embed(
     The patches' rows are laid out on their (gh, gw) grid and each of the D channels is resized
     as an image, bicubically and with ``antialias=True``, as timm's ``resample_abs_pos_embed``
     does (the paper does not name the kind of interpolation); the prefix tokens (the class token)
-    sit at no position and are kept as they are.
+    sit at no position and are kept as they are. The interpolation runs in float32, as timm's.
 
     Args:
         pos_embed: (1, num_prefix_tokens + gh * gw, D), prefix rows first, patches row-major.
@@ -234,8 +236,11 @@ def resize_pos_embed(
         (1, num_prefix_tokens + gh' * gw', D).
     """
     for name, grid in (("old_grid", old_grid), ("new_grid", new_grid)):
-        if len(grid) != 2 or any(not isinstance(side, int) or side < 1 for side in grid):
+        if len(grid) != 2 or any(isinstance(side, bool) or not _is_integer(side) or side < 1 for side in grid):
             raise ValueError(f"{name} must be two positive integers (grid height, grid width), got {grid}")
+    if num_prefix_tokens < 0:
+        raise ValueError(f"num_prefix_tokens counts the class token(s): 0 or more, got {num_prefix_tokens}")
+    old_grid, new_grid = tuple(map(int, old_grid)), tuple(map(int, new_grid))
     if pos_embed.dim() != 3 or pos_embed.shape[0] != 1:
         raise ValueError(f"expected a position table of shape (1, T, D), got {tuple(pos_embed.shape)}")
     expected = num_prefix_tokens + old_grid[0] * old_grid[1]
@@ -251,3 +256,11 @@ def resize_pos_embed(
     resized = F.interpolate(grid.float(), size=tuple(new_grid), mode="bicubic", align_corners=False, antialias=True)
     patches = rearrange(resized, "1 d gh gw -> 1 (gh gw) d").to(pos_embed.dtype)  # (1, gh' gw', D)
     return torch.cat([prefix, patches], dim=1)
+
+
+def _is_integer(value) -> bool:
+    try:
+        operator.index(value)  # int, numpy integers, 0-d integer tensors
+    except TypeError:
+        return False
+    return True

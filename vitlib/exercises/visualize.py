@@ -312,6 +312,12 @@ def _resize_on_grid(pos_embed, old_grid, new_grid, prefix, *, order="rows", **op
     return torch.cat([pos_embed[:, :prefix], patches], dim=1)
 
 
+def _resize_without_permute(pos_embed, old_grid, new_grid, prefix):
+    grid = pos_embed[:, prefix:].reshape(1, -1, *old_grid)  # (1, D, gh, gw), channels and places mixed
+    resized = F.interpolate(grid, size=tuple(new_grid), mode="bicubic", antialias=True)
+    return torch.cat([pos_embed[:, :prefix], resized.reshape(1, -1, pos_embed.shape[-1])], dim=1)
+
+
 def _resize_as_a_sequence(pos_embed, old_grid, new_grid, prefix):
     tokens = prefix + new_grid[0] * new_grid[1]
     return F.interpolate(pos_embed.transpose(1, 2), size=tokens, mode="linear").transpose(1, 2)
@@ -338,9 +344,26 @@ RESIZE_MISTAKES = [
         lambda e, old, new, prefix: torch.roll(_resize_on_grid(e, old, new, prefix), -prefix, dims=1),
     ),
     Mistake(
-        "the patches were read in column order: patchify and the patch embedding number them row by row "
-        "(patch (r, c) is row r * gw + c), so reshape to (1, gh, gw, D) and flatten back the same way.",
+        "the patches were read in column order (a reshape to (1, gw, gh, D), or a permute(0, 3, 2, 1)): patchify "
+        "numbers them row by row, patch (r, c) is row r * gw + c, so reshape to (1, gh, gw, D), "
+        "permute(0, 3, 1, 2), and undo both the same way.",
         lambda e, old, new, prefix: _resize_on_grid(e, old, new, prefix, order="columns"),
+    ),
+    Mistake(
+        "the patch rows were reshaped straight to (1, D, gh, gw): that mixes channels and positions. Reshape "
+        "to (1, gh, gw, D) first, then move D forward with permute(0, 3, 1, 2).",
+        _resize_without_permute,
+    ),
+    Mistake(
+        "the grid's sides are swapped: the table was laid out as (gw, gh); a grid is (height, width), so "
+        "reshape to (1, gh, gw, D) with old_grid as given.",
+        lambda e, old, new, prefix: _resize_on_grid(e, old[::-1], new, prefix),
+    ),
+    Mistake(
+        "this is nearest-neighbour interpolation (F.interpolate's default mode); pass mode='bicubic'.",
+        lambda e, old, new, prefix: _resize_on_grid(
+            e, old, new, prefix, mode="nearest", antialias=False, align_corners=None
+        ),
     ),
     Mistake(
         "this is bilinear interpolation; the task (and timm's resample_abs_pos_embed) uses mode='bicubic'.",
@@ -375,6 +398,7 @@ def check_resize_pos_embed(function) -> Verdict:
         ((7, 7), (10, 12), 1, 16, "a grid that grows more across than down"),
         ((4, 4), (6, 6), 0, 8, "mean pooling: no class token"),
         ((7, 7), (4, 5), 1, 8, "a grid that shrinks"),
+        ((3, 5), (6, 4), 1, 8, "a grid wider than tall"),
     ]:
         table = torch.randn(1, prefix + old[0] * old[1], d, generator=generator)
         label = f"pos_embed (1, {prefix} + {old[0]}x{old[1]}, {d}) to {new[0]}x{new[1]}: {what}"
