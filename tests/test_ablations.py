@@ -141,6 +141,18 @@ def test_the_baseline_variants_are_the_book_model_and_recipe_unchanged():
     assert ablations.baseline_errors(rows) == [pytest.approx(2.0)]
 
 
+def test_the_same_run_of_the_baseline_counts_once():
+    """Seed 2 of the unchanged model, run by two ablations, is one draw of the noise, not two."""
+    run = {"lr": 2e-3, "seed": 2, "test_acc": 0.9815, "val_acc": 0.9776}
+    rows = [
+        {"ablation": "shape", "variant": "6 blocks x D 64", **run},
+        {"ablation": "patch_size", "variant": "P=7", **run},
+        {"ablation": "patch_size", "variant": "P=7", **run, "seed": 1},  # another seed: another run
+        {"ablation": "scaling", "variant": "1/sqrt(d)", **run, "test_acc": 0.98},
+    ]
+    assert ablations.baseline_errors(rows) == [pytest.approx(1.85), pytest.approx(1.85), pytest.approx(2.0)]
+
+
 def test_a_row_depends_on_its_seed_not_on_the_runs_before_it(tmp_path):
     data = ablations.load_data(None, quick=True)
     run = next(ablations.plan(["scaling"], (0,), 1, []))

@@ -140,15 +140,20 @@ BASELINE = (
 
 
 def baseline_errors(rows: list[dict]) -> list[float]:
-    """Test errors (%) of every run of the unchanged book model, whichever ablation ran it.
+    """Test errors (%) of every distinct run of the unchanged book model, whichever ablation ran it.
 
-    The spread of these is the run-to-run noise that a single difference must rise above.
+    The spread of these is the run-to-run noise that a single difference must rise above. Two
+    ablations that run the unchanged model with the same seed and shuffling run the same thing,
+    to the last bit: such a repeat (same seed, same test and validation accuracy) counts once.
     """
-    return [
-        100 * (1 - row["test_acc"])
-        for row in rows
-        if (row["ablation"], row["variant"]) in BASELINE and math.isclose(row["lr"], BASE.lr)
-    ]
+    errors, seen = [], set()
+    for row in rows:
+        if (row["ablation"], row["variant"]) in BASELINE and math.isclose(row["lr"], BASE.lr):
+            run = (row.get("seed"), row["test_acc"], row.get("val_acc"))
+            if run not in seen:
+                seen.add(run)
+                errors.append(100 * (1 - row["test_acc"]))
+    return errors
 
 
 def _check_names(names: list[str] | None) -> list[str]:
