@@ -181,7 +181,6 @@ def test_drawing_pad_reads_what_a_reader_draws(site, page, tmp_path):
     # without JavaScript: the picture and its sentence, no widget
     still = report["withoutScript"]
     assert still["widget"] == 0 and still["imageLoaded"] and "JavaScript" in still["caption"]
-    assert report["forwardMs"] > 0  # the figure README quotes comes from this run, on a quiet machine
 
 
 _PLOT_CALL = re.compile(r"\b(?:viz|ib|ablations)\.plot_\w+\(")

@@ -12,7 +12,6 @@ model, so the page always carries the weights that ``load_pretrained()`` returns
 
 import base64
 import html
-import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +22,7 @@ from vitlib.checkpoint import atomic_write
 from vitlib.data import MNIST_MEAN, MNIST_STD, mnist_tensors, normalize
 from vitlib.encoder import LAYER_NORM_EPS
 from vitlib.model import VisionTransformer
-from vitlib.viz import PNG_DPI, NotebookFigure, _heat_map, rollout_map
+from vitlib.viz import NotebookFigure, _heat_map, rollout_map
 
 __all__ = ["export_web", "pad_digits", "pad_html", "plot_pad_fallback", "web_model", "write_pad_assets"]
 
@@ -75,7 +74,7 @@ def _tensors(model: VisionTransformer):
     if positions is not None:
         yield "pos_table", positions[0]  # (T, D)
     for name, tensor in model.state_dict().items():
-        if not name.startswith(("pos_embed", "pos_embed_2d.")):
+        if not name.startswith("pos_embed"):  # pos_embed, pos_embed_2d.row/col: in the table above
             yield name, tensor
 
 
@@ -107,7 +106,8 @@ def pad_digits(root: str | None = None, labels: Sequence[int] = PAD_LABELS) -> l
 def plot_pad_fallback(model: VisionTransformer, label: int, image: torch.Tensor):
     """What the pad shows for one digit: the 28 x 28 input, the rollout over it, the ten probabilities.
 
-    The picture the page shows in place of the pad when JavaScript is off.
+    The picture the page shows in place of the pad when JavaScript is off; a ``NotebookFigure``,
+    so its PNG is rendered as every figure of the book is.
     """
     pixels = normalize(image)[None]  # (1, 28, 28)
     with torch.no_grad():
@@ -139,9 +139,7 @@ def pad_html(base: str = "../vitpad/", fallback=None) -> str:
     if fallback is None:
         src = f"{base}fallback.png"
     else:
-        png = io.BytesIO()
-        fallback.savefig(png, format="png", dpi=PNG_DPI, facecolor="white")
-        src = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode("ascii")
+        src = "data:image/png;base64," + base64.b64encode(fallback._repr_png_()).decode("ascii")
     alt = "A test digit, the attention rollout over it and the model's ten probabilities"
     return (
         '<div class="vitpad">\n<figure class="vitpad-fallback">\n'
@@ -164,8 +162,7 @@ def write_pad_assets(folder: str | Path, model: VisionTransformer | None = None,
     folder = Path(folder)
     digits = pad_digits(root)
     sizes = {"model.js": export_web(model, folder / "model.js", digits)}
-    png = io.BytesIO()
-    plot_pad_fallback(model, *digits[PAD_LABELS.index(7)]).savefig(png, format="png", dpi=PNG_DPI, facecolor="white")
-    atomic_write(folder / "fallback.png", lambda tmp: Path(tmp).write_bytes(png.getvalue()))
-    sizes["fallback.png"] = len(png.getvalue())
+    png = plot_pad_fallback(model, *digits[PAD_LABELS.index(7)])._repr_png_()  # as the chapter shows figures
+    atomic_write(folder / "fallback.png", lambda tmp: Path(tmp).write_bytes(png))
+    sizes["fallback.png"] = len(png)
     return sizes

@@ -300,7 +300,6 @@
       result.image = prepared.image;
       this.result = result;
       this.root.dataset.state = "read";
-      this.root.dataset.forwardMs = milliseconds.toFixed(1);
       drawGrey(this.preparedCanvas, prepared.image);
       const top = result.probabilities.indexOf(Math.max(...result.probabilities));
       this.root.dataset.prediction = top;

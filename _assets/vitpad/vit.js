@@ -369,5 +369,5 @@
     return { image, box: { left, top, width: w, height: h } };
   }
 
-  root.ViT = { load, forward, rollout, prepare, shrink, erf, gelu };
+  root.ViT = { load, forward, rollout, prepare, shrink };
 })(typeof globalThis !== "undefined" ? globalThis : window);

@@ -111,20 +111,6 @@ await page.keyboard.press("Escape");
 report.unpinned = (await read(page)).heatCaption;
 if (shots) await page.locator(".vitpad").screenshot({ path: `${shots}/pad_desktop.png` });
 
-// one forward pass, timed in the page: the median of 30 after 5 to warm up
-report.forwardMs = await page.evaluate(() => {
-  const model = ViT.load(VITPAD_MODEL);
-  const image = model.digits[0].pixels;
-  const times = [];
-  for (let i = 0; i < 35; i++) {
-    const started = performance.now();
-    ViT.forward(model, image);
-    times.push(performance.now() - started);
-  }
-  const sorted = times.slice(5).sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
-});
-
 // a phone: the pad fits the screen, and a finger draws (touch events become pointer events)
 const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, hasTouch: true, isMobile: true });
 await phone.goto(url, { waitUntil: "load" });
