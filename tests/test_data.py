@@ -5,7 +5,9 @@ from vitlib.data import (
     MNIST_MEAN,
     MNIST_STD,
     RandomAffineBatch,
+    RandomElasticBatch,
     affine_batch,
+    elastic_batch,
     load_mnist,
     make_loaders,
     resolve_data_root,
@@ -84,3 +86,47 @@ def test_random_affine_moves_each_image_differently():
     assert moved.shape == images.shape
     assert all(not torch.allclose(moved[0], moved[i]) for i in range(1, 4))
     assert moved.sum((1, 2, 3)).sub(32).abs().max() < 8  # roughly the same ink: a small zoom at most
+
+
+def test_elastic_batch_moves_each_pixel_by_its_displacement():
+    images = torch.rand(2, 1, 8, 8)
+    torch.testing.assert_close(elastic_batch(images, torch.zeros(2, 2, 8, 8)), images, rtol=0, atol=1e-6)
+    right = torch.zeros(2, 2, 8, 8)
+    right[:, 0] = 1.0  # every output pixel reads the input one pixel to its right
+    torch.testing.assert_close(elastic_batch(images, right)[..., :-1], images[..., 1:], rtol=0, atol=1e-6)
+    down = torch.zeros(2, 2, 8, 8)
+    down[:, 1, 3, 5] = 2.0  # one pixel reads two rows further down, the others stay
+    moved = elastic_batch(images, down)
+    assert moved[..., 3, 5].allclose(images[..., 5, 5], atol=1e-6)
+    mask = torch.ones(8, 8, dtype=torch.bool)
+    mask[3, 5] = False
+    torch.testing.assert_close(moved[..., mask], images[..., mask], rtol=0, atol=1e-6)
+
+
+def test_elastic_blur_matrix_is_torchvisions_gaussian_blur():
+    from torchvision.transforms.v2.functional import gaussian_blur
+
+    elastic = RandomElasticBatch(alpha=34.0, sigma=4.0)
+    noise = torch.rand(3, 2, 28, 28) * 2 - 1
+    blurred = elastic.blur_matrix(28) @ noise @ elastic.blur_matrix(28).T
+    torch.testing.assert_close(blurred, gaussian_blur(noise, [25, 25], [4.0, 4.0]), rtol=0, atol=1e-5)
+    assert elastic.blur_matrix(20).sum(dim=1).allclose(torch.ones(20))  # a blur keeps a constant constant
+
+
+def test_random_elastic_bends_each_digit_differently_and_keeps_its_ink(data_root):
+    digits = load_mnist(False, data_root).data[:16, None].float() / 255  # (16, 1, 28, 28)
+    bent = RandomElasticBatch()(digits)
+    assert bent.shape == digits.shape and bent.min() >= 0 and bent.max() <= 1
+    moved = (bent - digits).abs().mean((1, 2, 3))
+    assert (moved > 0.01).all() and len(set(moved.tolist())) == 16  # every digit bent, each its own way
+    ink = bent.sum((1, 2, 3)) / digits.sum((1, 2, 3))
+    assert ((ink > 0.5) & (ink < 1.5)).all()  # bent (strokes stretch and thin), not erased or smeared
+
+
+def test_elastic_refuses_bad_settings(data_root):
+    with pytest.raises(ValueError, match=r"alpha must be >= 0 and sigma > 0 \(pixels\), got alpha=1, sigma=0"):
+        RandomElasticBatch(alpha=1, sigma=0)
+    with pytest.raises(ValueError, match=r"images of 6 pixels are too small for sigma=4\.0: need more than 12"):
+        RandomElasticBatch()(torch.rand(1, 1, 6, 6))
+    with pytest.raises(ValueError, match="elastic=True adds to the affine augmentation"):
+        make_loaders(data_root, augment=False, elastic=True)

@@ -108,6 +108,8 @@ def test_preparing_test_digits_drawn_on_the_pad_keeps_every_prediction(shipped_i
         {"pos_embed": "sincos"},
         {"pos_embed": "none", "qkv_bias": False},
         {"patch_size": 7, "heads": 2, "mlp_dim": 96},
+        {"distilled": True},
+        {"distilled": True, "pos_embed": "learned_2d"},
     ],
     ids=lambda overrides: "-".join(f"{key}={value}" for key, value in overrides.items()),
 )

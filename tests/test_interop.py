@@ -85,6 +85,28 @@ def test_to_timm_refuses_what_timm_cannot_hold(change, message):
         to_timm(VisionTransformer(config))
 
 
+@pytest.mark.parametrize("training", [False, True])
+def test_distilled_model_equals_timms_deit_both_ways(training):
+    from timm.models.deit import VisionTransformerDistilled
+
+    kwargs = dict(img_size=28, patch_size=4, in_chans=1, num_classes=10, embed_dim=32, depth=2, num_heads=4,
+                  mlp_ratio=2.0)  # fmt: skip
+    reference = VisionTransformerDistilled(**kwargs).train(training)  # no dropout: training mode is deterministic
+    _randomize(reference)
+    ours = from_timm(reference)
+    assert ours.config.distilled and ours.num_prefix_tokens == 2 and ours.training == training
+    images = torch.randn(3, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(images), reference(images), rtol=0, atol=1e-5)  # the heads' mean
+        reference.set_distilled_training(True)
+        if training:  # timm then returns the two heads apart, as our forward_heads does
+            for theirs, mine in zip(reference(images), ours.forward_heads(ours.forward_features(images)), strict=True):
+                torch.testing.assert_close(mine, theirs, rtol=0, atol=1e-5)
+        back = to_timm(ours)
+        assert isinstance(back, VisionTransformerDistilled)
+        torch.testing.assert_close(back(images), ours(images), rtol=0, atol=1e-5)
+
+
 def test_from_timm_refuses_other_models():
     with pytest.raises(ValueError, match=r"expected a timm\.models\.VisionTransformer, got Linear"):
         from_timm(torch.nn.Linear(2, 2))

@@ -114,6 +114,7 @@ def test_presets_override():
         (dict(pos_embed="sincos", dim=18, heads=2), "divisible by 4"),
         (dict(pos_embed="learned_2d", dim=63, heads=3), r"dim must be even, got dim=63: pick an even dim"),
         (dict(depth=0), "depth must be a positive integer"),
+        (dict(distilled=True, pool="mean"), r"distilled=True needs pool='cls', got pool='mean'"),
     ],
 )
 def test_bad_configs_are_refused(change, message):
@@ -219,3 +220,36 @@ def test_resized_keeps_what_was_set_after_building_and_leaves_the_rng_alone():
 def test_resized_refuses_a_size_the_patches_do_not_tile():
     with pytest.raises(ValueError, match="30"):
         VisionTransformer(ViTConfig(depth=1)).resized(30)
+
+
+def test_distilled_model_reads_two_prefix_tokens_and_averages_its_two_heads():
+    model = VisionTransformer(ViTConfig(depth=2, distilled=True, drop_path=0.0)).eval()
+    images = torch.randn(3, 1, 28, 28)
+    tokens = model.forward_features(images)  # (B, 2 + 49, D)
+    assert model.num_prefix_tokens == 2 and tokens.shape == (3, 51, 64)
+    assert model.pos_embed.shape == (1, 51, 64)
+    class_logits, distillation_logits = model.forward_heads(tokens)
+    torch.testing.assert_close(class_logits, model.head(tokens[:, 0]))  # the CLS token, token 0
+    torch.testing.assert_close(distillation_logits, model.head_dist(tokens[:, 1]))  # the distillation token
+    torch.testing.assert_close(model(images), (class_logits + distillation_logits) / 2)
+    assert not torch.allclose(class_logits, distillation_logits)  # two heads, two tokens
+    # Eq. 1 with the distillation token: [x_class; x_distil; x_p E] + E_pos
+    embedded = model.embed(images)
+    torch.testing.assert_close(embedded[:, 1], (model.dist_token[0] + model.pos_embed[:, 1]).expand(3, -1))
+    assert model.num_parameters() == VisionTransformer(ViTConfig(depth=2)).num_parameters() + 64 * 2 + 64 * 10 + 10
+
+
+def test_forward_heads_refuses_a_model_with_one_head():
+    model = VisionTransformer(ViTConfig(depth=1))
+    with pytest.raises(ValueError, match="forward_heads needs a model built with distilled=True"):
+        model.forward_heads(model.forward_features(torch.randn(1, 1, 28, 28)))
+
+
+@pytest.mark.parametrize("pos_embed", ["learned", "learned_2d", "sincos"])
+def test_resized_distilled_model_keeps_both_prefix_tokens(pos_embed):
+    model = VisionTransformer(ViTConfig(depth=1, distilled=True, pos_embed=pos_embed)).eval()
+    bigger = model.resized(56).eval()
+    assert bigger(torch.randn(2, 1, 56, 56)).shape == (2, 10)
+    assert torch.equal(bigger.dist_token, model.dist_token)
+    assert torch.equal(bigger.head_dist.weight, model.head_dist.weight)
+    torch.testing.assert_close(bigger.position_embeddings()[:, :2], model.position_embeddings()[:, :2])

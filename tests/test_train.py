@@ -8,10 +8,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from vitlib import train as train_module
 from vitlib.checkpoint import load_checkpoint, load_model_weights, save_model_weights
+from vitlib.cnn import SmallCNN
 from vitlib.data import make_loaders
 from vitlib.evaluate import load_trained_model, per_class_accuracy
 from vitlib.model import VisionTransformer
-from vitlib.train import RECIPES, Recipe, evaluate, fit, lr_at, train_one_epoch
+from vitlib.train import RECIPES, Recipe, distillation_loss, evaluate, fit, lr_at, train_one_epoch
 
 TINY = Recipe(
     model_overrides=dict(patch_size=7, dim=16, depth=1, heads=2, mlp_dim=32, dropout=0.1, drop_path=0.1),
@@ -163,7 +164,7 @@ def test_command_line_help_and_bad_flags(capsys):
         train_module.main(["--help"])
     assert exit_info.value.code == 0
     help_text = capsys.readouterr().out
-    for flag in ("--preset", "--epochs", "--data", "--out", "--resume", "--seed"):
+    for flag in ("--preset", "--epochs", "--data", "--out", "--resume", "--seed", "--teacher", "--quick"):
         assert flag in help_text
     with pytest.raises(SystemExit):
         train_module.main(["--preset", "fastest"])
@@ -187,3 +188,155 @@ def test_command_line_trains_and_evaluates(data_root, tmp_path, monkeypatch, cap
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["test_acc"] == pytest.approx(summary["test_acc"])
     assert len(result["per_class_acc"]) == 10
+
+
+DISTILLED = dataclasses.replace(
+    TINY, model_overrides={**TINY.model_overrides, "distilled": True}, teacher="teacher", ema_decay=0.9
+)
+
+
+class ConstantTeacher(torch.nn.Module):
+    """A teacher that reads every digit as ``label``: whatever it says, the distillation head learns."""
+
+    def __init__(self, label: int) -> None:
+        super().__init__()
+        self.label = label
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(torch.full((len(images),), self.label), 10).float()
+
+
+def test_distillation_loss_is_deits_hard_label_mix():
+    class_logits, distillation_logits = torch.randn(5, 10), torch.randn(5, 10)
+    labels, teacher_labels = torch.randint(0, 10, (5,)), torch.randint(0, 10, (5,))
+    F = torch.nn.functional
+    expected = 0.5 * F.cross_entropy(class_logits, labels, label_smoothing=0.1) + 0.5 * F.cross_entropy(
+        distillation_logits, teacher_labels
+    )  # smoothing on the true labels only
+    got = distillation_loss(class_logits, distillation_logits, labels, teacher_labels, 0.5, 0.1)
+    torch.testing.assert_close(got, expected)
+    only_teacher = distillation_loss(class_logits, distillation_logits, labels, teacher_labels, 1.0)
+    torch.testing.assert_close(only_teacher, F.cross_entropy(distillation_logits, teacher_labels))
+
+
+def test_distillation_head_learns_the_teachers_labels_and_the_class_head_the_true_ones(data_root):
+    model_overrides = {**DISTILLED.model_overrides, "dim": 32, "heads": 4, "dropout": 0.0, "drop_path": 0.0}
+    recipe = dataclasses.replace(
+        DISTILLED, model_overrides=model_overrides, epochs=6, ema_decay=None, train_subset=1024, augment=False
+    )
+    model = _model(recipe)
+    train, val = _split(data_root, recipe)
+    fit(model, train, None, recipe, teacher=ConstantTeacher(3), device="cpu", progress=False, verbose=False)
+    result = evaluate(model, val)
+    model.eval()
+    images, _ = next(iter(val))
+    with torch.no_grad():
+        _, distillation_logits = model.forward_heads(model.forward_features(images))
+    assert (distillation_logits.argmax(1) == 3).float().mean() > 0.95  # it says what the teacher says
+    assert result["acc_class_head"] > 0.3  # the class head reads digits (chance: 0.1)
+    assert result["acc_distillation_head"] < 0.2  # about the share of 3s
+
+
+def test_fit_with_ema_ends_with_the_average_and_keeps_the_raw_weights(data_root, tmp_path):
+    recipe = dataclasses.replace(TINY, epochs=2, ema_decay=0.9)
+    model = _model(recipe)
+    raw_start = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    history = fit(model, *_split(data_root, recipe), recipe, out_dir=tmp_path, device="cpu", progress=False)
+    raw = load_checkpoint(tmp_path / "checkpoint.pt")["model"]
+    ema = load_checkpoint(tmp_path / "checkpoint.pt")["ema"]
+    assert ema["n_averaged"].item() == 2 * len(_split(data_root, recipe)[0])  # one update per step
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(tensor, ema[f"module.{name}"])
+        if tensor.is_floating_point() and not torch.equal(raw_start[name], raw[name]):
+            assert not torch.equal(tensor, raw[name]), name  # the average is not the last step
+    assert {"val_acc", "val_acc_raw"} <= set(history[-1])
+
+
+def test_resume_with_teacher_and_ema_ends_with_the_same_weights(data_root, tmp_path, monkeypatch):
+    recipe = dataclasses.replace(DISTILLED, epochs=2)
+    teacher = SmallCNN().eval()
+    straight = _model(recipe)
+    fit(straight, *_split(data_root, recipe), recipe, teacher=teacher, out_dir=tmp_path / "a", device="cpu",
+        progress=False)  # fmt: skip
+    real_train_one_epoch = train_module.train_one_epoch
+    calls = []
+
+    def crash_on_second_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_train_one_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_one_epoch", crash_on_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        fit(_model(recipe), *_split(data_root, recipe), recipe, teacher=teacher, out_dir=tmp_path / "b",
+            device="cpu", progress=False)  # fmt: skip
+    monkeypatch.undo()
+    resumed = _model(recipe, seed=5)
+    fit(resumed, *_split(data_root, recipe), recipe, teacher=teacher, out_dir=tmp_path / "b", resume=True,
+        device="cpu", progress=False)  # fmt: skip
+    for name, tensor in straight.state_dict().items():
+        assert torch.equal(tensor, resumed.state_dict()[name]), name
+
+
+def test_distillation_refuses_what_does_not_fit(data_root):
+    train, val = _split(data_root)
+    with pytest.raises(ValueError, match=r"recipe.teacher is 'teacher' but teacher is None"):
+        fit(_model(DISTILLED), train, val, DISTILLED, progress=False)
+    with pytest.raises(ValueError, match=r"recipe.teacher is None but teacher is given"):
+        fit(_model(), train, val, TINY, teacher=SmallCNN(), progress=False)
+    with pytest.raises(ValueError, match=r"needs a student with a distillation token: add model_overrides"):
+        dataclasses.replace(TINY, teacher="teacher")
+    with pytest.raises(ValueError, match=r"ema_decay must be in \(0, 1\)"):
+        dataclasses.replace(TINY, ema_decay=1.0)
+
+
+def test_distilled_preset_quick_run_trains_teacher_then_student(data_root, tmp_path, capsys):
+    out = tmp_path / "distilled"
+    argv = ["--preset", "distilled", "--quick", "--data", str(data_root), "--out", str(out), "--no-progress"]
+    assert train_module.main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    teacher, metadata = load_model_weights(out / "teacher" / "model.safetensors")
+    assert isinstance(teacher, SmallCNN) and metadata["summary"]["preset"] == "teacher"
+    assert summary["teacher"]["test_acc"] == metadata["summary"]["test_acc"]
+    for key in ("test_acc", "test_acc_class_head", "test_acc_distillation_head", "test_acc_raw"):
+        assert 0.0 <= summary[key] <= 1.0
+    assert summary["train_seconds_with_teacher"] > summary["train_seconds"]
+    student, _ = load_model_weights(out / "model.safetensors")
+    assert student.config.distilled
+    # a second student reuses that teacher; --teacher is refused for a recipe without one
+    again = ["--preset", "distilled", "--quick", "--data", str(data_root), "--out", str(tmp_path / "again"),
+             "--teacher", str(out / "teacher" / "model.safetensors"), "--no-progress"]  # fmt: skip
+    assert train_module.main(again) == 0
+    assert not (tmp_path / "again" / "teacher").exists()
+    assert train_module.main(["--preset", "quick", "--teacher", "x.safetensors", "--out", str(tmp_path / "q")]) == 2
+    assert "'quick' has no teacher" in capsys.readouterr().err
+
+
+def test_teacher_weights_round_trip(tmp_path):
+    cnn = SmallCNN(widths=(8, 16)).eval()
+    save_model_weights(tmp_path / "cnn.safetensors", cnn, {"summary": {"test_acc": 0.5}})
+    loaded, metadata = load_model_weights(tmp_path / "cnn.safetensors")
+    images = torch.randn(2, 1, 28, 28)
+    assert isinstance(loaded, SmallCNN) and metadata == {"summary": {"test_acc": 0.5}}
+    torch.testing.assert_close(loaded(images), cnn(images), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="can save a VisionTransformer or a SmallCNN, got Linear"):
+        save_model_weights(tmp_path / "x.safetensors", torch.nn.Linear(2, 2), {})
+
+
+def test_compiled_training_matches_eager(data_root):
+    recipe = dataclasses.replace(TINY, epochs=1, augment=False, model_overrides={**TINY.model_overrides, "dropout": 0.0,
+                                 "drop_path": 0.0})  # fmt: skip
+    eager, compiled = _model(recipe), _model(recipe)
+    fit(eager, *_split(data_root, recipe), recipe, device="cpu", progress=False, verbose=False)
+    fit(compiled, *_split(data_root, recipe), recipe, device="cpu", compile=True, progress=False, verbose=False)
+    images = torch.randn(4, 1, 28, 28)
+    with torch.no_grad():  # fused kernels round differently; Adam's steps keep that difference small
+        torch.testing.assert_close(compiled.eval()(images), eager.eval()(images), rtol=0, atol=1e-3)
+    assert set(compiled.state_dict()) == set(eager.state_dict())  # the model itself, not the compiled wrapper
+
+
+def test_compile_without_a_compiler_says_so_up_front(data_root, monkeypatch):
+    monkeypatch.setattr(train_module.shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError, match=r"needs a C\+\+ compiler .* train without --compile"):
+        fit(_model(), *_split(data_root), TINY, device="cpu", compile=True, progress=False)

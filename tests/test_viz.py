@@ -118,6 +118,22 @@ def test_rollout_maps_are_the_cls_row_without_its_own_entry():
     torch.testing.assert_close(viz.rollout_map(model, images[1]), maps[1])
 
 
+def test_cls_maps_of_a_distilled_model_leave_both_prefix_tokens_out():
+    model = _model(depth=2, distilled=True)
+    images = torch.randn(2, 1, 16, 16)
+    rollout = viz.attention_rollout(model.get_attention_maps(images))  # (B, 2 + N, 2 + N)
+    maps = viz.rollout_maps(model, images)
+    torch.testing.assert_close(maps.flatten(1), rollout[:, 0, 2:])
+    torch.testing.assert_close(maps.sum((-2, -1)) + rollout[:, 0, :2].sum(-1), torch.ones(2))
+    cls = viz.cls_attention(model, images[0])  # (L, h, gh, gw)
+    weights = model.get_attention_maps(images[:1])[0][0, :, 0]  # layer 1: (h, T), the CLS query's row
+    torch.testing.assert_close(cls[0].flatten(1), weights[:, 2:])
+    maps = model.get_attention_maps(images)
+    assert viz.mean_attention_distance(maps, (4, 4), 4).shape == (2, 2)
+    similarity = viz.position_embedding_similarity(model)
+    assert similarity.shape == (16, 16)
+
+
 def _colour_limits(figure):
     return {image.get_clim() for ax in figure.axes for image in ax.images}
 

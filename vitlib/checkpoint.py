@@ -13,7 +13,9 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+from torch import nn
 
+from vitlib.cnn import SmallCNN
 from vitlib.model import VisionTransformer, ViTConfig
 
 __all__ = ["atomic_write", "load_checkpoint", "load_model_weights", "save_checkpoint", "save_model_weights"]
@@ -76,15 +78,23 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return state
 
 
-def save_model_weights(path: str | os.PathLike, model: VisionTransformer, metadata: dict[str, Any]) -> None:
-    """Save only the weights, as safetensors, with the config and ``metadata`` as JSON strings."""
-    header = {"config": json.dumps(model.config.to_dict())}
+def save_model_weights(path: str | os.PathLike, model: VisionTransformer | SmallCNN, metadata: dict[str, Any]) -> None:
+    """Save only the weights, as safetensors, with the config and ``metadata`` as JSON strings.
+
+    A ``SmallCNN`` (the distillation teacher) is saved too, its constructor's arguments as config.
+    """
+    if isinstance(model, SmallCNN):
+        header = {"architecture": json.dumps("SmallCNN"), "config": json.dumps(model.arguments)}
+    elif isinstance(model, VisionTransformer):
+        header = {"config": json.dumps(model.config.to_dict())}
+    else:
+        raise ValueError(f"can save a VisionTransformer or a SmallCNN, got {type(model).__name__}")
     header.update({key: json.dumps(value) for key, value in metadata.items()})
     weights = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
     atomic_write(path, lambda tmp: save_file(weights, tmp, metadata=header))
 
 
-def load_model_weights(path: str | os.PathLike) -> tuple[VisionTransformer, dict[str, Any]]:
+def load_model_weights(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a model saved by ``save_model_weights``; returns (model in eval mode, metadata)."""
     from safetensors import safe_open
 
@@ -100,6 +110,8 @@ def load_model_weights(path: str | os.PathLike) -> tuple[VisionTransformer, dict
     if "config" not in header:
         raise ValueError(f"{path} has no vitlib config in its metadata")
     metadata = {key: json.loads(value) for key, value in header.items()}
-    model = VisionTransformer(ViTConfig(**metadata.pop("config")))
+    config = metadata.pop("config")
+    is_cnn = metadata.pop("architecture", None) == "SmallCNN"
+    model = SmallCNN(**config) if is_cnn else VisionTransformer(ViTConfig(**config))
     model.load_state_dict(weights)
     return model.eval(), metadata

@@ -37,6 +37,7 @@ class SmallCNN(nn.Module):
 
     def __init__(self, in_chans: int = 1, num_classes: int = 10, widths: tuple[int, ...] = (32, 64, 96)) -> None:
         super().__init__()
+        self.arguments = {"in_chans": in_chans, "num_classes": num_classes, "widths": list(widths)}  # to rebuild it
         channels = (in_chans, *widths)
         self.features = nn.Sequential(*[conv_block(a, b) for a, b in itertools.pairwise(channels)])
         self.head = nn.Linear(widths[-1], num_classes)

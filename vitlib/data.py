@@ -5,6 +5,7 @@ the ``VITLIB_DATA`` environment variable, or ``~/.cache/vitlib`` (where torchvis
 MNIST when the machine is online, as in Colab).
 """
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,9 @@ __all__ = [
     "DigitBatch",
     "MnistLoaders",
     "RandomAffineBatch",
+    "RandomElasticBatch",
     "affine_batch",
+    "elastic_batch",
     "load_mnist",
     "make_loaders",
     "mnist_tensors",
@@ -95,10 +98,76 @@ class RandomAffineBatch:
         return affine_batch(images, degrees, scale, shift)
 
 
+def elastic_batch(images: torch.Tensor, displacement: torch.Tensor) -> torch.Tensor:
+    """Move every pixel of every image by its own displacement, filling with zeros.
+
+    Args:
+        images: (B, C, H, W), background 0 (apply before normalizing).
+        displacement: (B, 2, H, W) in pixels, (right, down): output pixel (y, x) reads the input
+            at (y + down, x + right), bilinearly interpolated.
+    """
+    height, width = images.shape[-2:]
+    identity = torch.eye(2, 3, dtype=images.dtype).expand(images.shape[0], 2, 3)  # (B, 2, 3)
+    grid = F.affine_grid(identity, list(images.shape), align_corners=False)  # (B, H, W, 2), x then y in [-1, 1]
+    scale = torch.tensor([2 / width, 2 / height], dtype=images.dtype)  # pixels -> grid units
+    grid = grid + displacement.permute(0, 2, 3, 1) * scale
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+class RandomElasticBatch:
+    """Simard et al.'s (2003) elastic distortions: a smooth random field moves every pixel.
+
+    Each image gets its own field: uniform noise in [-1, 1] for each pixel and direction,
+    smoothed by a Gaussian of ``sigma`` pixels and scaled by ``alpha`` pixels. Simard et al.
+    chose sigma = 4 and alpha = 34 for MNIST: the stroke bends as a hand's would, the digit stays
+    the same. Works on whole batches, as ``RandomAffineBatch`` does.
+    """
+
+    def __init__(self, alpha: float = 34.0, sigma: float = 4.0) -> None:
+        if alpha < 0 or sigma <= 0:
+            raise ValueError(f"alpha must be >= 0 and sigma > 0 (pixels), got alpha={alpha}, sigma={sigma}")
+        self.alpha, self.sigma = alpha, sigma
+        radius = math.ceil(3 * sigma)  # the Gaussian out to 3 sigma on each side
+        offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
+        kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
+        self.kernel = kernel / kernel.sum()  # (2 radius + 1,), sums to 1
+
+    def blur_matrix(self, size: int) -> torch.Tensor:
+        """(size, size) M with M @ v the Gaussian blur of a length-``size`` signal v, edges reflected.
+
+        Column j is the blurred unit vector e_j. A blur is linear, so blurring a (H, W) field along
+        both axes is M_H @ field @ M_W^T: two small matrix products, cheaper than a convolution.
+        """
+        radius = len(self.kernel) // 2
+        if size <= radius:
+            raise ValueError(f"images of {size} pixels are too small for sigma={self.sigma}: need more than {radius}")
+        units = F.pad(torch.eye(size)[:, None], (radius, radius), mode="reflect")  # (size, 1, size + 2 radius)
+        return F.conv1d(units, self.kernel.view(1, 1, -1))[:, 0].T  # (size, size)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) in [0, 1] -> same shape, each image bent at random."""
+        batch, _, height, width = images.shape
+        noise = torch.rand(batch, 2, height, width) * 2 - 1  # (B, 2, H, W)
+        field = self.blur_matrix(height) @ noise @ self.blur_matrix(width).T  # (B, 2, H, W), smooth
+        return elastic_batch(images, self.alpha * field.to(images.dtype))
+
+
+class Compose:
+    """Apply batch augmentations one after the other."""
+
+    def __init__(self, *augmentations) -> None:
+        self.augmentations = augmentations
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        for augmentation in self.augmentations:
+            images = augmentation(images)
+        return images
+
+
 class DigitBatch:
     """DataLoader ``collate_fn``: stack (image in [0, 1], label) pairs, augment, normalize."""
 
-    def __init__(self, augment: RandomAffineBatch | None = None) -> None:
+    def __init__(self, augment=None) -> None:  # a batch augmentation: RandomAffineBatch, ...
         self.augment = augment
 
     def __call__(self, samples: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,6 +211,22 @@ def train_val_split(num_examples: int, validation_size: int = VALIDATION_SIZE, s
     return order[validation_size:], order[:validation_size]
 
 
+def _shard_loader(dataset, batch_size: int, seed: int, collate_fn, num_workers: int) -> DataLoader:
+    """This process's share of every global batch of ``batch_size``, in a torch.distributed run."""
+    from torch.utils.data.distributed import DistributedSampler
+
+    world = torch.distributed.get_world_size()
+    if batch_size % world:
+        raise ValueError(
+            f"batch_size {batch_size} does not split evenly over {world} processes: pick a multiple of {world}"
+        )
+    sampler = DistributedSampler(dataset, shuffle=True, seed=seed, drop_last=True)  # rank, world from the group
+    return DataLoader(
+        dataset, batch_size=batch_size // world, sampler=sampler, drop_last=True, collate_fn=collate_fn,
+        num_workers=num_workers, persistent_workers=num_workers > 0,
+    )  # fmt: skip
+
+
 @dataclass
 class MnistLoaders:
     train: DataLoader
@@ -154,10 +239,12 @@ def make_loaders(
     *,
     batch_size: int = 128,
     augment: bool = True,
+    elastic: bool = False,
     validation_size: int = VALIDATION_SIZE,
     train_subset: int | None = None,
     num_workers: int = 0,
     seed: int = 0,
+    distributed: bool = False,
 ) -> MnistLoaders:
     """DataLoaders for 55,000 training, 5,000 validation and the 10,000 test images.
 
@@ -165,11 +252,15 @@ def make_loaders(
         root: data folder (see ``resolve_data_root``).
         batch_size: images per batch.
         augment: random rotation, zoom and shift of the training images (``RandomAffineBatch``).
+        elastic: elastic distortions too, after the affine move (``RandomElasticBatch``).
         validation_size: images held out of the training set for validation.
         train_subset: keep only the first this-many training images of the split (for the
             data-efficiency experiments and quick runs).
         num_workers: DataLoader worker processes.
         seed: seeds the shuffling of the training batches.
+        distributed: inside torchrun, give this process its shard of every training batch
+            (``DistributedSampler``, shuffled anew each epoch by ``fit``): batch_size is the global
+            batch, split evenly over the processes. Validation and test loaders stay whole.
     """
     train_full, test = mnist_tensors(True, root), mnist_tensors(False, root)
     train_idx, val_idx = train_val_split(len(train_full), validation_size)
@@ -179,16 +270,21 @@ def make_loaders(
         train_idx = train_idx[:train_subset]
     common = dict(batch_size=batch_size, num_workers=num_workers, persistent_workers=num_workers > 0)
     generator = torch.Generator().manual_seed(seed)
-    train_batches = DigitBatch(RandomAffineBatch() if augment else None)
+    if elastic and not augment:
+        raise ValueError("elastic=True adds to the affine augmentation: pass augment=True with it")
+    augmentation = RandomAffineBatch() if augment else None
+    if elastic:
+        augmentation = Compose(augmentation, RandomElasticBatch())
+    train_batches = DigitBatch(augmentation)
+    train_set = Subset(train_full, train_idx)
+    if distributed:
+        train = _shard_loader(train_set, batch_size, seed, train_batches, num_workers)
+    else:
+        train = DataLoader(
+            train_set, shuffle=True, drop_last=True, generator=generator, collate_fn=train_batches, **common
+        )
     return MnistLoaders(
-        train=DataLoader(
-            Subset(train_full, train_idx),
-            shuffle=True,
-            drop_last=True,
-            generator=generator,
-            collate_fn=train_batches,
-            **common,
-        ),
+        train=train,
         val=DataLoader(Subset(train_full, val_idx), shuffle=False, collate_fn=DigitBatch(), **common),
         test=DataLoader(test, shuffle=False, collate_fn=DigitBatch(), **common),
     )

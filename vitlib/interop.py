@@ -35,12 +35,14 @@ def from_timm(model: nn.Module) -> VisionTransformer:
     """A vitlib model with the architecture and weights of a timm ``VisionTransformer``.
 
     Supported: the original ViT of the paper, i.e. a CLS token with ``global_pool='token'``, or
-    no CLS token with ``global_pool='avg', fc_norm=False``; learned or no position embeddings.
+    no CLS token with ``global_pool='avg', fc_norm=False``; learned or no position embeddings;
+    and DeiT's ``VisionTransformerDistilled`` (a distillation token and ``head_dist``).
 
     Raises:
         ValueError: the model is not a timm ViT, or uses a feature vitlib does not have
             (register tokens, layer scale, QK-norm, fc_norm, ...); the message names it.
     """
+    from timm.models.deit import VisionTransformerDistilled
     from timm.models.vision_transformer import VisionTransformer as TimmViT
 
     _require(
@@ -75,6 +77,7 @@ def from_timm(model: nn.Module) -> VisionTransformer:
         pool=pool,
         pos_embed="learned" if model.pos_embed is not None else "none",
         qkv_bias=block.attn.qkv.bias is not None,
+        distilled=isinstance(model, VisionTransformerDistilled),
     )
     vit = VisionTransformer(config)
     _load_exactly(vit, model.state_dict(), source="timm")
@@ -82,7 +85,12 @@ def from_timm(model: nn.Module) -> VisionTransformer:
 
 
 def to_timm(vit: VisionTransformer) -> nn.Module:
-    """The same network as a timm ``VisionTransformer``, weights copied, outputs equal."""
+    """The same network as a timm ``VisionTransformer``, weights copied, outputs equal.
+
+    A distilled model becomes timm's ``VisionTransformerDistilled``, which, like vitlib's, returns
+    the mean of its two heads (unless ``set_distilled_training(True)`` in training mode).
+    """
+    from timm.models.deit import VisionTransformerDistilled
     from timm.models.vision_transformer import VisionTransformer as TimmViT
 
     config = vit.config
@@ -97,7 +105,8 @@ def to_timm(vit: VisionTransformer) -> nn.Module:
         "timm's VisionTransformer has no factored 2-D table; convert a model with pos_embed='learned', "
         "or copy model.position_embeddings() into a pos_embed='learned' model first.",
     )
-    model = TimmViT(
+    timm_class = VisionTransformerDistilled if config.distilled else TimmViT
+    model = timm_class(
         img_size=config.image_size,
         patch_size=config.patch_size,
         in_chans=config.in_chans,

@@ -7,8 +7,10 @@ Book chapters 5 and 6. Implements Eq. 1-4 of Dosovitskiy et al. (2020):
     z_l = MLP(LN(z'_l)) + z'_l,          l = 1..L              (3)  MLP, residual
     y = LN(z_L^0)                                             (4)  the CLS token, normalized
 
-followed by a linear head. Shape legend: B batch, C channels, H/W image size, N patches,
-T = N + 1 tokens with the CLS token (T = N without), D embedding dim, h heads.
+followed by a linear head. With ``distilled=True``, DeiT's distillation token (Touvron et al.
+2021) sits beside the CLS token, with its own head; see ``forward_heads``. Shape legend: B batch,
+C channels, H/W image size, N patches, T = N + num_prefix_tokens tokens (N + 1 with the CLS token,
+N + 2 with the distillation token too, N with neither), D embedding dim, h heads.
 """
 
 import dataclasses
@@ -49,6 +51,9 @@ class ViTConfig:
     drop_path: float = 0.0  # stochastic depth, rising linearly to this value in the last block
     fused_attn: bool = False  # True: F.scaled_dot_product_attention; False: the written-out math
     norm_first: bool = True  # pre-norm blocks (ViT, Eq. 2-3); False: post-norm, as the original Transformer
+    # DeiT's distillation token after the CLS token, read by its own head (head_dist) that learns a
+    # teacher's labels; the prediction is the mean of the two heads. Needs pool='cls'.
+    distilled: bool = False
 
     def __post_init__(self) -> None:
         check_patch_grid(self.image_size, self.image_size, self.patch_size)
@@ -59,6 +64,11 @@ class ViTConfig:
             )
         if self.pool not in POOLS:
             raise ValueError(f"unknown pool {self.pool!r}: expected one of {POOLS}")
+        if self.distilled and self.pool != "cls":
+            raise ValueError(
+                f"distilled=True needs pool='cls', got pool={self.pool!r}: the distillation token is a "
+                f"second prefix token beside the CLS token, and its head reads it as the class head reads the CLS token"
+            )
         if self.pos_embed not in POS_EMBEDS:
             raise ValueError(f"unknown pos_embed {self.pos_embed!r}: expected one of {POS_EMBEDS}")
         if self.pos_embed == "sincos" and self.dim % 4:
@@ -119,8 +129,9 @@ class VisionTransformer(nn.Module):
         self.patch_embed = PatchEmbed(
             image_size=config.image_size, patch_size=config.patch_size, in_chans=config.in_chans, dim=dim
         )
-        self.num_prefix_tokens = 1 if config.pool == "cls" else 0
+        self.num_prefix_tokens = int(config.pool == "cls") + int(config.distilled)  # 0, 1 or 2
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if config.pool == "cls" else None
+        self.dist_token = nn.Parameter(torch.zeros(1, 1, dim)) if config.distilled else None
         num_tokens = self.num_prefix_tokens + self.patch_embed.num_patches  # T
         self.pos_embed_2d = None
         if config.pos_embed == "learned":
@@ -154,6 +165,8 @@ class VisionTransformer(nn.Module):
         # Eq. 4's final LayerNorm; a post-norm stack already ends in one
         self.norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS) if config.norm_first else nn.Identity()
         self.head = nn.Linear(dim, config.num_classes)
+        self.head_dist = nn.Linear(dim, config.num_classes) if config.distilled else None
+        self.distilled_training = False  # True: forward in training mode returns both heads (timm's switch)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -167,6 +180,8 @@ class VisionTransformer(nn.Module):
         if self.pos_embed_2d is not None:
             nn.init.trunc_normal_(self.pos_embed_2d.row, std=0.02)
             nn.init.trunc_normal_(self.pos_embed_2d.col, std=0.02)
+        if self.dist_token is not None:  # as timm's VisionTransformerDistilled
+            nn.init.trunc_normal_(self.dist_token, std=0.02)
         self.apply(_init_weights)
 
     def set_fused_attn(self, fused: bool) -> None:
@@ -175,10 +190,11 @@ class VisionTransformer(nn.Module):
             block.attn.fused = fused
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """Eq. 1: (B, C, H, W) -> (B, T, D), patch embeddings with CLS token and positions."""
+        """Eq. 1: (B, C, H, W) -> (B, T, D), patch embeddings with prefix tokens and positions."""
         x = self.patch_embed(images)  # (B, N, D)
-        if self.cls_token is not None:
-            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # (B, T, D)
+        prefix = [token for token in (self.cls_token, self.dist_token) if token is not None]
+        if prefix:  # [x_class; x_distil; x_p^1 E; ...]
+            x = torch.cat([token.expand(x.shape[0], -1, -1) for token in prefix] + [x], dim=1)  # (B, T, D)
         positions = self.position_embeddings()
         if positions is not None:
             x = x + positions
@@ -188,7 +204,7 @@ class VisionTransformer(nn.Module):
         """E_pos of Eq. 1 as one (1, T, D) table, whatever its kind; None for pos_embed='none'."""
         if self.pos_embed_2d is not None:
             patches = self.pos_embed_2d()  # (N, D)
-            prefix = patches.new_zeros(self.num_prefix_tokens, patches.shape[1])  # the CLS token sits at no position
+            prefix = patches.new_zeros(self.num_prefix_tokens, patches.shape[1])  # prefix tokens sit at no position
             return torch.cat([prefix, patches])[None]  # (1, T, D)
         return self.pos_embed
 
@@ -201,19 +217,53 @@ class VisionTransformer(nn.Module):
         return tokens[:, 0] if self.config.pool == "cls" else tokens.mean(dim=1)
 
     def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """(B, T, D) -> (B, num_classes) logits, or the pooled (B, D) with ``pre_logits``."""
+        """(B, T, D) -> (B, num_classes) logits, or the pooled (B, D) with ``pre_logits``.
+
+        A distilled model predicts with the mean of its two heads, as DeiT does at test time.
+        """
+        if self.head_dist is not None:
+            if pre_logits:  # the two tokens' mean, as timm gives it
+                return (tokens[:, 0] + tokens[:, 1]) / 2
+            class_logits, distillation_logits = self.forward_heads(tokens)
+            return (class_logits + distillation_logits) / 2
         pooled = self.pool(tokens)
         return pooled if pre_logits else self.head(pooled)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (B, num_classes) logits."""
-        return self.forward_head(self.forward_features(images))
+    def forward_heads(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A distilled model's two heads apart, (B, T, D) -> two (B, num_classes) logits.
+
+        The class head reads the CLS token (token 0) and learns the true labels; the distillation
+        head reads the distillation token (token 1) and learns the teacher's. Training needs them
+        apart; ``forward`` averages them.
+        """
+        if self.head_dist is None:
+            raise ValueError("forward_heads needs a model built with distilled=True; this one has one head")
+        return self.head(tokens[:, 0]), self.head_dist(tokens[:, 1])
+
+    def set_distilled_training(self, enable: bool = True) -> None:
+        """As timm's: while enabled, ``forward`` in training mode returns the two heads apart.
+
+        Distillation trains each head on its own labels, so it needs them apart; going through
+        ``forward`` (rather than ``forward_heads``) keeps wrappers such as DistributedDataParallel,
+        which act on ``forward``, in the loop.
+        """
+        if enable and self.head_dist is None:
+            raise ValueError("set_distilled_training needs a model built with distilled=True; this one has one head")
+        self.distilled_training = enable
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """(B, C, H, W) -> (B, num_classes) logits; two of them while training with distillation."""
+        tokens = self.forward_features(images)
+        if self.distilled_training and self.training:
+            return self.forward_heads(tokens)
+        return self.forward_head(tokens)
 
     @torch.no_grad()
     def get_attention_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
         """The attention weights of every layer: a list of L tensors (B, h, T, T).
 
-        Row i of a map is where token i looks; with the CLS token, index 0 is the CLS token.
+        Row i of a map is where token i looks; with the CLS token, index 0 is the CLS token (and
+        index 1 the distillation token in a distilled model): the patches start at num_prefix_tokens.
         """
         x = self.embed(images)
         maps = []

@@ -71,7 +71,7 @@ class NotebookFigure(Figure):
 
 
 def _require_cls_token(model: VisionTransformer, what: str) -> None:
-    if model.num_prefix_tokens != 1:
+    if model.cls_token is None:
         raise ValueError(
             f"{what} needs a CLS token, and this model has none (pool={model.config.pool!r}): use a model "
             f"built with pool='cls', or look at mean_attention_distance, which works without one"
@@ -84,13 +84,15 @@ def _require_cls_token(model: VisionTransformer, what: str) -> None:
 def cls_attention(model: VisionTransformer, image: torch.Tensor) -> torch.Tensor:
     """Where the CLS token looks, in every layer and head: (L, h, gh, gw) for one (C, H, W) image.
 
-    Row 0 of each attention matrix, without its first entry (the CLS token attending to itself):
-    the N weights of one map sum to 1 minus what the CLS token keeps for itself.
+    Row 0 of each attention matrix, without the prefix tokens' entries (the CLS token attending to
+    itself, and to the distillation token in a distilled model): the N weights of one map sum to 1
+    minus what the CLS token gives the prefix tokens.
     """
     _require_cls_token(model, "the CLS attention map")
+    prefix = model.num_prefix_tokens
     with torch.no_grad():
         maps = torch.stack(model.get_attention_maps(image[None]))  # (L, 1, h, T, T)
-    from_cls = maps[:, 0, :, 0, 1:]  # (L, h, N): row 0 is the CLS query, columns 1: the patches
+    from_cls = maps[:, 0, :, 0, prefix:]  # (L, h, N): row 0 is the CLS query, columns prefix: the patches
     return rearrange(from_cls, "l h (gh gw) -> l h gh gw", gh=model.patch_embed.grid_size[0])
 
 
@@ -124,13 +126,13 @@ def attention_rollout(maps: Sequence[torch.Tensor], residual_weight: float = 0.5
 def rollout_maps(model: VisionTransformer, images: torch.Tensor) -> torch.Tensor:
     """The rollout from the CLS token to every patch: (B, gh, gw) for (B, C, H, W) images.
 
-    Row 0 of the rollout without its first entry: the N values sum to 1 minus the CLS token's
-    share of itself.
+    Row 0 of the rollout without the prefix tokens' entries: the N values sum to 1 minus the
+    share of the CLS token (and of the distillation token in a distilled model).
     """
     _require_cls_token(model, "the attention rollout map")
     with torch.no_grad():
         rollout = attention_rollout(model.get_attention_maps(images))  # (B, T, T)
-    return rollout[:, 0, 1:].reshape(-1, *model.patch_embed.grid_size)  # (B, gh, gw)
+    return rollout[:, 0, model.num_prefix_tokens :].reshape(-1, *model.patch_embed.grid_size)  # (B, gh, gw)
 
 
 def rollout_map(model: VisionTransformer, image: torch.Tensor) -> torch.Tensor:
@@ -142,7 +144,7 @@ def position_embedding_similarity(model: VisionTransformer) -> torch.Tensor:
     """Figure 7, centre: cosine similarity between the position embeddings of every pair of patches.
 
     The patches' rows of the (1, T, D) position-embedding table, whatever its kind (learned,
-    learned 2-D or sin-cos); the CLS token's row is left out, since it marks no place in the image.
+    learned 2-D or sin-cos); the prefix tokens' rows are left out, since they mark no place in the image.
 
     Returns:
         (N, N), entry [i, j] = cos(E_i, E_j) for patches i and j in raster order (1 on the diagonal).
@@ -192,11 +194,12 @@ def mean_attention_distance(maps: Sequence[torch.Tensor], grid_size: tuple[int, 
 
     For a query patch i, the attention-weighted mean of the distances from its centre to the
     centres of the patches j it attends to, itself included (at distance 0); averaged over the
-    query patches and the images. The CLS token has no position, so it is left out as query and
-    as key, and each row is renormalized over the N patches: sum_j a_ij d_ij / sum_j a_ij.
+    query patches and the images. The prefix tokens have no position, so they are left out as
+    queries and as keys, and each row is renormalized over the N patches: sum_j a_ij d_ij / sum_j a_ij.
 
     Args:
-        maps: L tensors (B, h, T, T) with T = N or N + 1 (with a CLS token first).
+        maps: L tensors (B, h, T, T) with T = N, N + 1 (a CLS token first) or N + 2 (and a
+            distillation token).
         grid_size: (gh, gw); patch_size: P, to turn grid steps into pixels.
     """
     num_patches = grid_size[0] * grid_size[1]
@@ -204,7 +207,7 @@ def mean_attention_distance(maps: Sequence[torch.Tensor], grid_size: tuple[int, 
     per_layer = []
     for weights in maps:
         prefix = weights.shape[-1] - num_patches
-        if prefix not in (0, 1):
+        if prefix not in (0, 1, 2):
             raise ValueError(f"attention over {weights.shape[-1]} tokens does not fit a {grid_size} grid")
         patch_weights = weights[..., prefix:, prefix:]  # (B, h, N, N)
         patch_weights = patch_weights / patch_weights.sum(dim=-1, keepdim=True)

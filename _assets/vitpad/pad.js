@@ -335,7 +335,8 @@
       }
       const weights = matrix.slice(query * tokens + prefix, (query + 1) * tokens);
       const own = prefix ? matrix[query * tokens] : 0;
-      return { weights, what, own };
+      const distillation = prefix > 1 ? matrix[query * tokens + 1] : null; // a distilled model's token 1
+      return { weights, what, own, distillation };
     }
 
     showAttention() {
@@ -349,7 +350,7 @@
         this.heatCaption.textContent = "Draw a digit to see where the model looks.";
         return;
       }
-      const { weights, what, own } = this.currentMap();
+      const { weights, what, own, distillation } = this.currentMap();
       const max = Math.max(...weights);
       for (let r = 0; r < gh; r++) {
         for (let c = 0; c < gw; c++) {
@@ -376,8 +377,9 @@
       const keeps = !this.model.config.num_prefix_tokens ? ""
         : this.view.patch ? ` Its share from the class token: ${percent(own)}.`
           : ` The class token's share of itself: ${percent(own)}.`;
+      const taught = distillation === null ? "" : ` The distillation token's share: ${percent(distillation)}.`;
       this.heatCaption.textContent = `${what} Each map is scaled to its brightest patch, which holds ` +
-        `${percent(max)}; the strokes are the prepared digit's.${keeps} ` +
+        `${percent(max)}; the strokes are the prepared digit's.${keeps}${taught} ` +
         (this.view.patch ? "Click or tap it again, or press Escape, to go back to the class token."
           : "Hover over, click or tap a patch (or use the arrow keys) to see where that patch looks.");
     }

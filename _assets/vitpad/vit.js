@@ -121,7 +121,7 @@
 
   // --- The model -----------------------------------------------------------------------------------
 
-  // Eq. 1: pixels (C, H, W), already normalized -> tokens (T, D): [x_class; x_p^i E] + E_pos
+  // Eq. 1: pixels (C, H, W), already normalized -> tokens (T, D): [x_class; x_distil; x_p^i E] + E_pos
   function embed(model, pixels) {
     const { in_chans: C, image_size: H, patch_size: P, dim: D, grid_size: [gh, gw] } = model.config;
     const prefix = model.config.num_prefix_tokens;
@@ -130,6 +130,7 @@
     const tokens = prefix + gh * gw;
     const x = new Float64Array(tokens * D);
     if (prefix) x.set(model.get("cls_token"), 0);
+    if (prefix > 1) x.set(model.get("dist_token"), D); // DeiT's distillation token, token 1
     for (let gy = 0; gy < gh; gy++) {
       for (let gx = 0; gx < gw; gx++) {
         const row = (prefix + gy * gw + gx) * D; // patches in row-major order, as the conv's flatten
@@ -248,7 +249,11 @@
     const pooled = new Float64Array(D); // the class token (Eq. 4), or the mean of every token
     if (pool === "cls") pooled.set(x.subarray(0, D));
     else for (let t = 0; t < tokens; t++) for (let i = 0; i < D; i++) pooled[i] += x[t * D + i] / tokens;
-    const logits = linear(pooled, 1, D, model.get("head.weight"), model.get("head.bias"));
+    let logits = linear(pooled, 1, D, model.get("head.weight"), model.get("head.bias"));
+    if (model.config.distilled) { // the mean of the class head and the distillation head (DeiT)
+      const taught = linear(x.subarray(D, 2 * D), 1, D, model.get("head_dist.weight"), model.get("head_dist.bias"));
+      logits = logits.map((z, k) => (z + taught[k]) / 2);
+    }
     return { logits, probabilities: softmax(logits), maps };
   }
 
