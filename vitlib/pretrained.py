@@ -1,8 +1,9 @@
-"""The model the book ships: trained with ``python -m vitlib.train --preset best``.
+"""The models the book ships: the ViT (``mnist_best``, trained with ``python -m vitlib.train
+--preset best``) and the CNN teacher for distillation (``mnist_teacher``, ``--preset teacher``).
 
-Book chapter 6 compares the model it trains with this one, and can visualize it without
-training. The weights (safetensors, about 0.8 MB) and the training history live in
-``vitlib/pretrained/`` and install with the package.
+Book chapter 6 compares the model it trains with the ViT, and can visualize it without training;
+``--teacher`` reuses the teacher. The weights (safetensors, about 0.8 MB each) and the training
+histories live in ``vitlib/pretrained/`` and install with the package.
 """
 
 import json
@@ -14,7 +15,8 @@ from vitlib.model import VisionTransformer
 __all__ = ["load_pretrained", "pretrained_info"]
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
-AVAILABLE = ("mnist_best",)
+AVAILABLE = ("mnist_best", "mnist_teacher")
+TEACHER_PATH = PRETRAINED_DIR / "mnist_teacher.safetensors"  # for --teacher
 
 
 def _path(name: str, suffix: str) -> Path:
@@ -28,7 +30,7 @@ def _path(name: str, suffix: str) -> Path:
 
 
 def load_pretrained(name: str = "mnist_best") -> VisionTransformer:
-    """The shipped model, in eval mode on the CPU."""
+    """A shipped model, in eval mode on the CPU (``mnist_teacher`` is a ``vitlib.cnn.SmallCNN``)."""
     model, _ = load_model_weights(_path(name, ".safetensors"))
     return model
 

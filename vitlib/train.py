@@ -596,7 +596,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--teacher", metavar="PATH",
         help="with a distillation recipe: reuse this trained teacher (a model.safetensors written by "
-        "--preset teacher) instead of training one into OUT/teacher",
+        "--preset teacher, or 'shipped' for the one vitlib ships) instead of training one into OUT/teacher",
     )  # fmt: skip
     parser.add_argument(
         "--quick", action="store_true",
@@ -668,7 +668,9 @@ def _main(args: argparse.Namespace, argv: list[str] | None, device: torch.device
     teacher, teacher_summary = None, None
     if recipe.teacher is not None:
         if args.teacher is not None:
-            teacher, metadata = load_model_weights(args.teacher)
+            from vitlib.pretrained import TEACHER_PATH
+
+            teacher, metadata = load_model_weights(TEACHER_PATH if args.teacher == "shipped" else args.teacher)
             teacher_summary = metadata.get("summary", {"path": args.teacher})
             if rank == 0:
                 print(f"teacher: {args.teacher}, test accuracy {teacher_summary.get('test_acc', 'unknown')}")
