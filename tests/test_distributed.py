@@ -25,12 +25,14 @@ RECIPE = Recipe(
 WORLD = 2
 
 
-def _torchrun(out: Path, data_root: Path, *extra: str, recipe: Recipe = RECIPE) -> subprocess.CompletedProcess:
+def _torchrun(
+    out: Path, data_root: Path, *extra: str, recipe: Recipe = RECIPE, stop_after_epoch: int = 0
+) -> subprocess.CompletedProcess:
     recipe = json.dumps(dataclasses.asdict(recipe))
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD}",
                str(WORKER), recipe, "--preset", "ddp_test", "--data", str(data_root), "--out", str(out),
                "--no-progress", *extra]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "STOP_AFTER_EPOCH": str(stop_after_epoch)}
     return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
 
 
@@ -56,7 +58,9 @@ def test_two_processes_train_what_one_process_trains_over_the_same_batches(data_
     for name, tensor in rank0.items():
         assert torch.equal(tensor, rank1[name]), name  # DDP keeps the processes in step, exactly
     summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
-    assert summary["processes"] == WORLD and not (tmp_path / "ddp" / "weights").exists()
+    assert summary["processes"] == WORLD
+    writers = (tmp_path / "ddp" / "writers.txt").read_text().split()
+    assert writers[0::2] == ["0"] * 3 and writers[1::2] == ["checkpoint.pt", "history.json", "summary.json"]
 
     # one process, the same global batches in the same order
     train_full = mnist_tensors(True, data_root)
@@ -70,8 +74,8 @@ def test_two_processes_train_what_one_process_trains_over_the_same_batches(data_
     for name, tensor in single.state_dict().items():
         if name.endswith("qkv.bias"):
             # The key bias adds the same score to a query's every key, which softmax cancels: its true
-            # gradient is 0, and Adam scales the rounding noise left in its place up to steps of ~lr.
-            # Only there do the two runs part by more than rounding, and still by far less than lr.
+            # gradient is 0, and Adam divides the rounding noise left in its place by its tiny running
+            # size: only there do the two runs part by more than rounding, and still by far less than lr.
             torch.testing.assert_close(rank0[name][dim : 2 * dim], tensor[dim : 2 * dim], rtol=0, atol=0.01 * RECIPE.lr)
             rank0[name], tensor = (
                 rank0[name][[*range(dim), *range(2 * dim, 3 * dim)]],
@@ -82,16 +86,22 @@ def test_two_processes_train_what_one_process_trains_over_the_same_batches(data_
     assert len(history) == 1 and 0 < history[0]["train_acc"] <= 1  # reduced over both processes
 
 
-def test_distributed_resume_continues_and_refuses_another_world_size(data_root, tmp_path):
-    out = tmp_path / "ddp"
-    two_epochs = dataclasses.replace(RECIPE, epochs=2)
-    first = _torchrun(out, data_root, recipe=dataclasses.replace(two_epochs))
-    assert first.returncode == 0, first.stderr[-3000:]
-    again = _torchrun(out, data_root, "--resume", recipe=two_epochs)  # finished: resuming reuses the result
-    assert again.returncode == 0, again.stderr[-3000:]
-    state = torch.load(out / "checkpoint.pt", weights_only=True)
-    assert state["world_size"] == WORLD and len(state["rng_per_rank"]) == WORLD and state["epoch"] == 2
+def test_distributed_run_resumed_after_an_interruption_ends_as_an_uninterrupted_one(data_root, tmp_path):
+    two_epochs = dataclasses.replace(RECIPE, epochs=2, augment=True)  # each rank its own random moves
+    straight = _torchrun(tmp_path / "straight", data_root, recipe=two_epochs)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    interrupted = _torchrun(tmp_path / "resumed", data_root, recipe=two_epochs, stop_after_epoch=1)
+    assert interrupted.returncode != 0 and "KeyboardInterrupt" in interrupted.stderr
+    state = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 1 and state["world_size"] == WORLD and len(state["rng_per_rank"]) == WORLD
+    resumed = _torchrun(tmp_path / "resumed", data_root, "--resume", recipe=two_epochs)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    for rank in range(WORLD):  # every process's augmentation went on where it stopped
+        expected = torch.load(tmp_path / "straight" / f"weights_rank{rank}.pt")
+        got = torch.load(tmp_path / "resumed" / f"weights_rank{rank}.pt")
+        for name, tensor in expected.items():
+            assert torch.equal(tensor, got[name]), (rank, name)
     with pytest.raises(ValueError, match="was written by 2 processes and this run has 1"):
         model = VisionTransformer(two_epochs.model_config())
-        loader = DataLoader(range(4))
-        fit(model, loader, None, two_epochs, out_dir=out, resume=True, device="cpu", progress=False)
+        fit(model, DataLoader(range(4)), None, two_epochs, out_dir=tmp_path / "resumed", resume=True, device="cpu",
+            progress=False)  # fmt: skip

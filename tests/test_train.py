@@ -324,16 +324,23 @@ def test_teacher_weights_round_trip(tmp_path):
         save_model_weights(tmp_path / "x.safetensors", torch.nn.Linear(2, 2), {})
 
 
-def test_compiled_training_matches_eager(data_root):
+def test_compiled_training_matches_eager(data_root, tmp_path, monkeypatch):
     recipe = dataclasses.replace(TINY, epochs=1, augment=False, model_overrides={**TINY.model_overrides, "dropout": 0.0,
                                  "drop_path": 0.0})  # fmt: skip
     eager, compiled = _model(recipe), _model(recipe)
+    compiles = []
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda module, **options: compiles.append(module) or real_compile(module))
     fit(eager, *_split(data_root, recipe), recipe, device="cpu", progress=False, verbose=False)
-    fit(compiled, *_split(data_root, recipe), recipe, device="cpu", compile=True, progress=False, verbose=False)
+    assert compiles == []
+    fit(compiled, *_split(data_root, recipe), recipe, out_dir=tmp_path, device="cpu", compile=True, progress=False,
+        verbose=False)  # fmt: skip
+    assert compiles == [compiled]
     images = torch.randn(4, 1, 28, 28)
     with torch.no_grad():  # fused kernels round differently; Adam's steps keep that difference small
         torch.testing.assert_close(compiled.eval()(images), eager.eval()(images), rtol=0, atol=1e-3)
-    assert set(compiled.state_dict()) == set(eager.state_dict())  # the model itself, not the compiled wrapper
+    saved = load_checkpoint(tmp_path / "checkpoint.pt")["model"]
+    assert set(saved) == set(eager.state_dict())  # the model's own names, not the compiled wrapper's
 
 
 def test_compile_without_a_compiler_says_so_up_front(data_root, monkeypatch):

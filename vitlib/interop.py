@@ -105,6 +105,11 @@ def to_timm(vit: VisionTransformer) -> nn.Module:
         "timm's VisionTransformer has no factored 2-D table; convert a model with pos_embed='learned', "
         "or copy model.position_embeddings() into a pos_embed='learned' model first.",
     )
+    _require(
+        not (config.distilled and config.pos_embed == "none"),
+        "distilled=True with pos_embed='none'",
+        "timm's VisionTransformerDistilled always has a position embedding; convert a model that has one.",
+    )
     timm_class = VisionTransformerDistilled if config.distilled else TimmViT
     model = timm_class(
         img_size=config.image_size,
