@@ -164,8 +164,9 @@ def test_command_line_help_and_bad_flags(capsys):
         train_module.main(["--help"])
     assert exit_info.value.code == 0
     help_text = capsys.readouterr().out
-    for flag in ("--preset", "--epochs", "--data", "--out", "--resume", "--seed", "--teacher", "--quick"):
+    for flag in ("--preset", "--epochs", "--data", "--out", "--resume", "--seed", "--teacher", "--quick", "--compile"):
         assert flag in help_text
+    assert "torchrun --nproc_per_node=N -m vitlib.train" in " ".join(help_text.split())
     with pytest.raises(SystemExit):
         train_module.main(["--preset", "fastest"])
     assert "invalid choice: 'fastest'" in capsys.readouterr().err
