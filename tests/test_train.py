@@ -67,11 +67,8 @@ def _split(root, recipe=TINY):
     return loaders.train, loaders.val
 
 
-def test_resume_ends_with_the_same_weights(data_root, tmp_path, monkeypatch):
-    straight = _model()
-    fit(straight, *_split(data_root), TINY, out_dir=tmp_path / "straight", device="cpu", progress=False)
-
-    # The same run, killed during its second epoch...
+def _crash_on_second_epoch(monkeypatch) -> None:
+    """Make fit's second epoch raise, as a run killed during it would."""
     real_train_one_epoch = train_module.train_one_epoch
     calls = []
 
@@ -82,6 +79,14 @@ def test_resume_ends_with_the_same_weights(data_root, tmp_path, monkeypatch):
         return real_train_one_epoch(*args, **kwargs)
 
     monkeypatch.setattr(train_module, "train_one_epoch", crash_on_second_epoch)
+
+
+def test_resume_ends_with_the_same_weights(data_root, tmp_path, monkeypatch):
+    straight = _model()
+    fit(straight, *_split(data_root), TINY, out_dir=tmp_path / "straight", device="cpu", progress=False)
+
+    # The same run, killed during its second epoch...
+    _crash_on_second_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         fit(_model(), *_split(data_root), TINY, out_dir=tmp_path / "resumed", device="cpu", progress=False)
     monkeypatch.undo()
@@ -259,16 +264,7 @@ def test_resume_with_teacher_and_ema_ends_with_the_same_weights(data_root, tmp_p
     straight = _model(recipe)
     fit(straight, *_split(data_root, recipe), recipe, teacher=teacher, out_dir=tmp_path / "a", device="cpu",
         progress=False)  # fmt: skip
-    real_train_one_epoch = train_module.train_one_epoch
-    calls = []
-
-    def crash_on_second_epoch(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_train_one_epoch(*args, **kwargs)
-
-    monkeypatch.setattr(train_module, "train_one_epoch", crash_on_second_epoch)
+    _crash_on_second_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         fit(_model(recipe), *_split(data_root, recipe), recipe, teacher=teacher, out_dir=tmp_path / "b",
             device="cpu", progress=False)  # fmt: skip
