@@ -172,3 +172,11 @@ def test_a_run_far_off_the_others_is_drawn_at_the_edge_not_stretching_the_axis()
     assert ax.get_xlim()[1] < 3  # the axis ends past the ordinary runs
     texts = [text.get_text() for text in ax.texts]
     assert "1 of 2 seeds off the scale: 74.0% →" in texts
+
+
+def test_step_seconds_times_each_variant_and_the_bigger_model_takes_longer():
+    small = ablations.Variant("D=16", {"dim": 16, "depth": 1, "heads": 1, "mlp_dim": 32})
+    big = ablations.Variant("D=128", {"dim": 128, "depth": 3, "heads": 4, "mlp_dim": 256})
+    seconds = ablations.step_seconds([small, big], batch_size=32, repeats=3)
+    assert list(seconds) == ["D=16", "D=128"]
+    assert 0 < seconds["D=16"] < seconds["D=128"]  # 3 blocks of 128 against 1 of 16: far apart

@@ -188,18 +188,37 @@ def multiply_adds_per_image(model: torch.nn.Module, image_shape: tuple[int, ...]
 
 def seconds_per_step(variant: Variant, batch_size: int = 128, repeats: int = 7) -> float:
     """Median time of one training step (forward, backward, AdamW) on random digits."""
-    model = build_model(variant, seed=0).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    return step_seconds([variant], batch_size, repeats)[variant.name]
+
+
+def step_seconds(variants: list[Variant], batch_size: int = 128, repeats: int = 7) -> dict[str, float]:
+    """Median time of one training step of each variant, keyed by name.
+
+    The variants take their steps in turn (one step of each, ``repeats`` times over), so a
+    load that comes and goes on a shared machine slows them all alike and their ratios hold.
+    """
     images, labels = torch.randn(batch_size, 1, 28, 28), torch.randint(0, 10, (batch_size,))
-    times = []
-    for _ in range(repeats + 2):  # two warm-up steps
-        started = time.perf_counter()
+    steps = {variant.name: _training_step(build_model(variant, seed=0), images, labels) for variant in variants}
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats + 2):  # two warm-up rounds
+        for name, step in steps.items():
+            started = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(seconds[2:]) for name, seconds in times.items()}
+
+
+def _training_step(model: VisionTransformer, images: torch.Tensor, labels: torch.Tensor) -> Callable[[], None]:
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+    def step() -> None:
         loss = F.cross_entropy(model(images), labels)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times[2:])
+
+    return step
 
 
 @dataclass(frozen=True)
@@ -252,9 +271,10 @@ _STEP_COSTS: dict[int, float] = {}
 
 def _time_matched_epochs(variant: Variant, epochs: int) -> int:
     """Epochs that cost what ``epochs`` of the reference patch size cost, by the measured step time."""
-    for patch_size in (variant.model["patch_size"], variant.time_matched_to):
-        if patch_size not in _STEP_COSTS:
-            _STEP_COSTS[patch_size] = seconds_per_step(Variant(f"P={patch_size}", {"patch_size": patch_size}))
+    patch_sizes = (variant.model["patch_size"], variant.time_matched_to)
+    if any(patch_size not in _STEP_COSTS for patch_size in patch_sizes):
+        measured = step_seconds([Variant(f"P={p}", {"patch_size": p}) for p in patch_sizes])
+        _STEP_COSTS.update({p: measured[f"P={p}"] for p in patch_sizes})
     ratio = _STEP_COSTS[variant.time_matched_to] / _STEP_COSTS[variant.model["patch_size"]]
     return max(1, round(epochs * ratio))
 
