@@ -15,25 +15,25 @@ from vitlib.exercises import visualize
 # --- position similarity: correct answers, written differently -------------------------------------
 
 
-def similarity_cosine_similarity(pos_embed):
-    patches = pos_embed[0, 1:]  # (N, D)
+def similarity_cosine_similarity(pos_embed, num_prefix_tokens):
+    patches = pos_embed[0, num_prefix_tokens:]  # (N, D)
     return F.cosine_similarity(patches[:, None, :], patches[None, :, :], dim=-1)
 
 
-def similarity_dot_over_lengths(pos_embed):
-    patches = pos_embed.squeeze(0)[1:]
+def similarity_dot_over_lengths(pos_embed, num_prefix_tokens):
+    patches = pos_embed.squeeze(0)[num_prefix_tokens:]
     lengths = patches.norm(dim=1)
     return (patches @ patches.T) / torch.outer(lengths, lengths)
 
 
-def similarity_elementwise_sum(pos_embed):
-    patches = pos_embed[0, 1:]
+def similarity_elementwise_sum(pos_embed, num_prefix_tokens):
+    patches = pos_embed[0].narrow(0, num_prefix_tokens, pos_embed.shape[1] - num_prefix_tokens)
     unit = patches / (patches**2).sum(-1, keepdim=True).sqrt()
     return (unit[:, None, :] * unit[None, :, :]).sum(-1)  # summed in another order than a matmul
 
 
-def similarity_float64(pos_embed):
-    patches = pos_embed[0, 1:].double()
+def similarity_float64(pos_embed, num_prefix_tokens):
+    patches = pos_embed[0, num_prefix_tokens:].double()
     unit = patches / patches.norm(dim=-1, keepdim=True)
     return (unit @ unit.T).float()
 
@@ -46,6 +46,7 @@ def distance_plain_python(weights, grid_size, patch_size):
     batch, heads = weights.shape[:2]
     rows, cols = grid_size
     n = rows * cols
+    k = weights.shape[-1] - n  # prefix tokens
     w = weights.tolist()
     result = []
     for head in range(heads):
@@ -53,7 +54,7 @@ def distance_plain_python(weights, grid_size, patch_size):
         for b in range(batch):
             for i in range(n):
                 row_i, col_i = divmod(i, cols)
-                attention = w[b][head][1 + i][1:]  # query patch i over the N patch keys
+                attention = w[b][head][k + i][k:]  # query patch i over the N patch keys
                 weighted = 0.0
                 for j in range(n):
                     row_j, col_j = divmod(j, cols)
@@ -68,7 +69,8 @@ def distance_cdist_centres(weights, grid_size, patch_size):
     ys, xs = torch.meshgrid(torch.arange(grid_size[0]), torch.arange(grid_size[1]), indexing="ij")
     centres = (torch.stack([ys, xs], dim=-1).reshape(-1, 2).float() + 0.5) * patch_size  # (N, 2)
     distances = torch.cdist(centres, centres)  # (N, N)
-    patches = weights[:, :, 1:, 1:]
+    n = distances.shape[0]
+    patches = weights[:, :, -n:, -n:]
     patches = patches / patches.sum(-1, keepdim=True)
     return torch.einsum("bhij,ij->bhi", patches, distances).mean(dim=(0, 2))
 
@@ -79,14 +81,16 @@ def distance_xy_meshgrid(weights, grid_size, patch_size):
     x, y = torch.meshgrid(torch.arange(gw), torch.arange(gh), indexing="xy")  # both (gh, gw)
     x, y = x.flatten() * patch_size, y.flatten() * patch_size
     distances = torch.sqrt((x[:, None] - x[None]) ** 2 + (y[:, None] - y[None]) ** 2).float()
-    a = weights[..., 1:, 1:]
+    k = weights.shape[-1] - gh * gw
+    a = weights[..., k:, k:]
     per_query = (a * distances).sum(-1) / a.sum(-1)  # (B, h, N)
     return per_query.mean(-1).mean(0)
 
 
 def distance_float64(weights, grid_size, patch_size):
     distances = viz.patch_distances(grid_size, patch_size).double()
-    a = weights[..., 1:, 1:].double()
+    k = weights.shape[-1] - distances.shape[0]
+    a = weights[..., k:, k:].double()
     return ((a / a.sum(-1, keepdim=True)) @ distances).diagonal(dim1=-2, dim2=-1).mean(dim=(0, 2)).float()
 
 
@@ -140,8 +144,8 @@ def test_correct_answers_written_differently_pass(checker, answer, capsys):
 # --- wrong answers, as a reader would write them -----------------------------------------------------
 
 
-def _patches(pos_embed):
-    return pos_embed[0, 1:]
+def _patches(pos_embed, num_prefix_tokens):
+    return pos_embed[0, num_prefix_tokens:]
 
 
 def _grid_distances(grid_size, patch_size, norm=2):
@@ -153,7 +157,8 @@ def _grid_distances(grid_size, patch_size, norm=2):
 
 
 def _distance(weights, distances, renormalize=True):
-    a = weights[:, :, 1:, 1:]
+    n = distances.shape[0]
+    a = weights[:, :, -n:, -n:]
     if renormalize:
         a = a / a.sum(-1, keepdim=True)
     return (a * distances).sum(-1)  # (B, h, N)
@@ -242,27 +247,36 @@ WRONG = [
     # position similarity
     (
         visualize.check_position_similarity,
-        lambda e: F.cosine_similarity(e[0][:, None], e[0][None], dim=-1),
-        "class token is in",
+        lambda e, k: F.cosine_similarity(e[0][:, None], e[0][None], dim=-1),
+        "prefix tokens are in",
+    ),
+    (visualize.check_position_similarity, lambda e, k: similarity_cosine_similarity(e, 1), "whatever num_prefix"),
+    (
+        visualize.check_position_similarity,
+        lambda e, k: similarity_cosine_similarity(e[:, : e.shape[1] - k], 0),
+        "last rows were dropped",
     ),
     (
         visualize.check_position_similarity,
-        lambda e: F.cosine_similarity(e[0, :-1, None], e[0, None, :-1], dim=-1),
-        "last row was dropped",
+        lambda e, k: _patches(e, k) @ _patches(e, k).transpose(0, 1),
+        "plain dot products",
     ),
-    (visualize.check_position_similarity, lambda e: e[0, 1:] @ e[0, 1:].transpose(0, 1), "plain dot products"),
     (
         visualize.check_position_similarity,
-        lambda e: (u := e[0, 1:] / e[0, 1:].norm(dim=0)) @ u.T,
+        lambda e, k: (u := _patches(e, k) / _patches(e, k).norm(dim=0)) @ u.T,
         "across the positions",
     ),
-    (visualize.check_position_similarity, lambda e: torch.corrcoef(_patches(e)), "correlation"),
+    (visualize.check_position_similarity, lambda e, k: torch.corrcoef(_patches(e, k)), "correlation"),
     (
         visualize.check_position_similarity,
-        lambda e: torch.cdist(_patches(e)[None], _patches(e)[None])[0],
+        lambda e, k: torch.cdist(_patches(e, k)[None], _patches(e, k)[None])[0],
         "Euclidean distances",
     ),
-    (visualize.check_position_similarity, lambda e: similarity_cosine_similarity(e)[None], "batch dimension"),
+    (
+        visualize.check_position_similarity,
+        lambda e, k: similarity_cosine_similarity(e, k)[None],
+        "batch dimension",
+    ),
     # attention distance
     (
         visualize.check_attention_distance,
@@ -271,8 +285,10 @@ WRONG = [
     ),
     (
         visualize.check_attention_distance,
-        lambda a, g, p: distance_cdist_centres(torch.roll(a, shifts=(1, 1), dims=(2, 3)), g, p),
-        "last token was dropped",
+        lambda a, g, p: distance_cdist_centres(
+            torch.roll(a, shifts=(a.shape[-1] - g[0] * g[1],) * 2, dims=(2, 3)), g, p
+        ),
+        "last tokens were dropped",
     ),
     (
         visualize.check_attention_distance,
@@ -350,9 +366,18 @@ def test_tolerances_accept_float32_rounding_but_not_a_small_real_error():
     assert ((float32 - exact).abs() / exact).max() < visualize.DISTANCE_RTOL / 10
     # ... and a distance 0.1% off still fails
     assert not visualize.check_attention_distance(lambda a, g, p: 1.001 * distance_float64(a, g, p))
-    assert not visualize.check_position_similarity(lambda e: similarity_float64(e) + 1e-3)
+    assert not visualize.check_position_similarity(lambda e, k: similarity_float64(e, k) + 1e-3)
 
 
 def test_the_checkers_use_the_books_and_the_shipped_models_grids():
     report = visualize.check_attention_distance(distance_float64).report
     assert "grid (4, 4), patch 7" in report and "grid (7, 7), patch 4" in report and "grid (3, 5)" in report
+
+
+def test_the_checkers_try_two_prefix_tokens_and_none():
+    similarity = visualize.check_position_similarity(similarity_float64).report
+    assert "num_prefix_tokens=2" in similarity and "num_prefix_tokens=0" in similarity
+    distance = visualize.check_attention_distance(distance_float64).report
+    assert "(1, 4, 51, 51), grid (7, 7)" in distance and "(2, 2, 16, 16), grid (4, 4)" in distance
+    resize = visualize.check_resize_pos_embed(resize_float64).report
+    assert "pos_embed (1, 2 + 7x7" in resize

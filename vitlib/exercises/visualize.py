@@ -21,9 +21,9 @@ FLOAT32_EPS = torch.finfo(torch.float32).eps
 # --- Figure 7, centre: position-embedding similarity ---------------------------------------------
 
 
-def _position_similarity(pos_embed: torch.Tensor) -> torch.Tensor:
-    """(1, 1 + N, D) with the class token first -> (N, N) cosine similarities of the patches' rows."""
-    unit = F.normalize(pos_embed[0, 1:], dim=-1)  # (N, D), each row of length 1
+def _position_similarity(pos_embed: torch.Tensor, num_prefix_tokens: int) -> torch.Tensor:
+    """(1, num_prefix_tokens + N, D), prefix tokens first -> (N, N) cosine similarities of the patches' rows."""
+    unit = F.normalize(pos_embed[0, num_prefix_tokens:], dim=-1)  # (N, D), each row of length 1
     return unit @ unit.T  # (N, N)
 
 
@@ -41,50 +41,66 @@ def _similarity_of(rows: torch.Tensor) -> torch.Tensor:
 
 POSITION_SIMILARITY_MISTAKES = [
     Mistake(
-        "the class token is in: its position embedding (row 0) marks no place in the image; compare the "
-        "N patches only, pos_embed[0, 1:], which gives (N, N).",
-        lambda e: _similarity_of(e[0]),
+        "the prefix tokens are in: the class token's row (and a distilled model's distillation token's) "
+        "marks no place in the image; compare the N patches only, pos_embed[0, num_prefix_tokens:], "
+        "which gives (N, N).",
+        lambda e, k: _similarity_of(e[0]),
     ),
     Mistake(
-        "the last row was dropped instead of the first: the class token comes first, so take pos_embed[0, 1:].",
-        lambda e: _similarity_of(e[0, :-1]),
+        "one row was dropped whatever num_prefix_tokens is: a distilled (DeiT) model's table starts with "
+        "two prefix rows, the class token's and the distillation token's, a mean-pooled model's with none; "
+        "take pos_embed[0, num_prefix_tokens:].",
+        lambda e, k: _similarity_of(e[0, 1:]),
+    ),
+    Mistake(
+        "the last rows were dropped instead of the first: the prefix tokens come first, so take "
+        "pos_embed[0, num_prefix_tokens:].",
+        lambda e, k: _similarity_of(e[0, : e.shape[1] - k]),
     ),
     Mistake(
         "these are plain dot products: divide by both lengths (or normalize each row first) to get the cosine.",
-        lambda e: e[0, 1:] @ e[0, 1:].T,
+        lambda e, k: e[0, k:] @ e[0, k:].T,
     ),
     Mistake(
         "each feature was normalized across the positions (dim=0); normalize each embedding, dim=-1.",
-        lambda e: F.normalize(e[0, 1:], dim=0) @ F.normalize(e[0, 1:], dim=0).T,
+        lambda e, k: F.normalize(e[0, k:], dim=0) @ F.normalize(e[0, k:], dim=0).T,
     ),
     Mistake(
         "this is the correlation (each embedding centred first, as torch.corrcoef does); the cosine "
         "similarity does not subtract the mean.",
-        lambda e: torch.corrcoef(e[0, 1:]),
+        lambda e, k: torch.corrcoef(e[0, k:]),
     ),
     Mistake(
         "these are Euclidean distances between the embeddings; Figure 7 shows cosine similarities.",
-        lambda e: torch.cdist(e[0, 1:], e[0, 1:]),
+        lambda e, k: torch.cdist(e[0, k:], e[0, k:]),
     ),
     Mistake(
         "the batch dimension is still there: return (N, N), not (1, N, N).",
-        lambda e: _position_similarity(e)[None],
+        lambda e, k: _position_similarity(e, k)[None],
     ),
 ]
 
 
 def check_position_similarity(function) -> Verdict:
-    """Check ``function(pos_embed)``: a (1, 1 + N, D) position-embedding table, class token first ->
-    (N, N), the cosine similarity between the position embeddings of every pair of patches (the class
-    token left out), as Figure 7 (centre) shows them."""
+    """Check ``function(pos_embed, num_prefix_tokens)``: a (1, num_prefix_tokens + N, D) position-
+    embedding table, prefix tokens first (the class token; a distilled model's distillation token
+    after it) -> (N, N), the cosine similarity between the position embeddings of every pair of
+    patches, the prefix tokens left out, as Figure 7 (centre) shows them."""
     generator = torch.Generator().manual_seed(0)
     cases = []
-    for n, d, what in [(16, 64, "the book's model"), (49, 64, "the shipped model"), (196, 768, "ViT-B/16"), (6, 8, "")]:
+    for prefix, n, d, what in [
+        (1, 16, 64, "the book's model"),
+        (1, 49, 64, "4 x 4 patches"),
+        (2, 49, 64, "a distilled model: class and distillation tokens"),
+        (0, 16, 64, "mean pooling: no prefix token"),
+        (1, 196, 768, "ViT-B/16"),
+        (1, 6, 8, ""),
+    ]:
         # small random embeddings, as at initialization, each shifted by its own constant
-        table = torch.randn(1, 1 + n, d, generator=generator) + torch.randn(1, 1 + n, 1, generator=generator)
+        table = torch.randn(1, prefix + n, d, generator=generator) + torch.randn(1, prefix + n, 1, generator=generator)
         table = 0.02 * table  # (1, T, D)
-        label = f"pos_embed (1, 1 + {n}, {d})" + (f": {what}" if what else "")
-        cases.append(Case(label, (table,)))
+        label = f"pos_embed (1, {prefix} + {n}, {d}), num_prefix_tokens={prefix}" + (f": {what}" if what else "")
+        cases.append(Case(label, (table, prefix)))
     return check(
         "position_similarity",
         function,
@@ -171,7 +187,7 @@ def check_attention_rollout(function) -> Verdict:
 
 
 def _attention_distance(weights: torch.Tensor, grid_size: tuple[int, int], patch_size: int) -> torch.Tensor:
-    """One layer's (B, h, 1 + N, 1 + N) attention, class token first -> (h,) mean distances in pixels."""
+    """One layer's (B, h, T, T) attention, the T - N prefix tokens first -> (h,) mean distances in pixels."""
     return mean_attention_distance([weights], grid_size, patch_size)[0]
 
 
@@ -187,7 +203,8 @@ def _positions(grid_size: tuple[int, int], patch_size: int, order: str = "rows")
 
 def _per_query(weights, distances, *, renormalize=True, drop="first"):
     """(B, h, N): each query patch's attention-weighted mean distance, in the ways a reader might compute it."""
-    patch_weights = weights[..., 1:, 1:] if drop == "first" else weights[..., :-1, :-1]  # (B, h, N, N)
+    n = distances.shape[-1]
+    patch_weights = weights[..., -n:, -n:] if drop == "first" else weights[..., :n, :n]  # (B, h, N, N)
     if renormalize:
         patch_weights = patch_weights / patch_weights.sum(dim=-1, keepdim=True)
     return (patch_weights * distances).sum(dim=-1)
@@ -205,13 +222,14 @@ def _manhattan(grid, p):
 
 ATTENTION_DISTANCE_MISTAKES = [
     Mistake(
-        "the class token's column was dropped but the rows were not renormalized, so each query's weights "
+        "the prefix tokens' columns were dropped but the rows were not renormalized, so each query's weights "
         "over the patches sum to less than 1 (as if the class token were a key at distance 0). Divide each "
         "row by its sum over the N patches.",
         lambda a, grid, p: _per_query(a, _euclidean(grid, p), renormalize=False).mean(dim=(0, 2)),
     ),
     Mistake(
-        "the last token was dropped instead of the first: the class token is token 0, so keep weights[..., 1:, 1:].",
+        "the last tokens were dropped instead of the first: the prefix tokens come first (the class token is "
+        "token 0), so keep weights[..., k:, k:] with k = T - N prefix tokens.",
         lambda a, grid, p: _per_query(a, _euclidean(grid, p), drop="last").mean(dim=(0, 2)),
     ),
     Mistake(
@@ -265,21 +283,25 @@ DISTANCE_RTOL = 256 * FLOAT32_EPS
 def check_attention_distance(function) -> Verdict:
     """Check ``function(weights, grid_size, patch_size)`` -> (h,), one layer's mean attention distance.
 
-    ``weights`` is one layer's attention, (B, h, 1 + N, 1 + N) with the class token first, for a
-    (gh, gw) grid of P x P patches in raster order. For each head: for every image and every query
-    patch i, the attention-weighted mean of the distances in pixels from patch i to every patch j
-    (itself included, at distance 0), with the class token left out as query and as key and each
-    row renormalized over the N patches; then the mean over the images and the query patches.
+    ``weights`` is one layer's attention, (B, h, T, T), for a (gh, gw) grid of N = gh * gw patches
+    of P x P pixels in raster order, after T - N prefix tokens: the class token (one), with a
+    distilled model's distillation token after it (two), or none for a mean-pooled model. For each
+    head: for every image and every query patch i, the attention-weighted mean of the distances in
+    pixels from patch i to every patch j (itself included, at distance 0), with the prefix tokens
+    left out as queries and as keys and each row renormalized over the N patches; then the mean
+    over the images and the query patches.
     """
     generator = torch.Generator().manual_seed(0)
     cases = []
-    for b, heads, grid, p, what in [
-        (2, 4, (4, 4), 7, "the book's model"),
-        (1, 4, (7, 7), 4, "the shipped model"),
-        (3, 2, (3, 5), 2, "a grid wider than tall"),
-        (2, 3, (6, 2), 8, "a grid taller than wide"),
+    for b, heads, grid, p, prefix, what in [
+        (2, 4, (4, 4), 7, 1, "the book's model"),
+        (1, 4, (7, 7), 4, 1, "4 x 4 patches"),
+        (3, 2, (3, 5), 2, 1, "a grid wider than tall"),
+        (2, 3, (6, 2), 8, 1, "a grid taller than wide"),
+        (1, 4, (7, 7), 4, 2, "two prefix tokens: class and distillation"),
+        (2, 2, (4, 4), 7, 0, "mean pooling: no prefix token"),
     ]:
-        tokens = 1 + grid[0] * grid[1]
+        tokens = prefix + grid[0] * grid[1]
         weights = _random_attention(b, heads, tokens, generator)
         label = f"weights ({b}, {heads}, {tokens}, {tokens}), grid {grid}, patch {p}" + (f": {what}" if what else "")
         cases.append(Case(label, (weights, grid, p)))
@@ -394,7 +416,8 @@ def check_resize_pos_embed(function) -> Verdict:
     generator = torch.Generator().manual_seed(0)
     cases = []
     for old, new, prefix, d, what in [
-        ((7, 7), (14, 14), 1, 64, "the shipped model at 56 x 56"),
+        ((7, 7), (14, 14), 1, 64, "4 x 4 patches at 56 x 56"),
+        ((7, 7), (11, 11), 2, 64, "class and distillation tokens, at 44 x 44"),
         ((7, 7), (10, 12), 1, 16, "a grid that grows more across than down"),
         ((4, 4), (6, 6), 0, 8, "mean pooling: no class token"),
         ((7, 7), (4, 5), 1, 8, "a grid that shrinks"),
