@@ -1,6 +1,8 @@
 import dataclasses
 import json
 
+import torch
+
 from vitlib.experiments import levers
 from vitlib.train import RECIPES
 
@@ -22,6 +24,28 @@ def test_quick_run_writes_one_row_per_lever_and_skips_finished_ones(data_root, t
     for row in rows:
         assert 0 <= row["test_acc_raw"] <= 1 and 0 <= row["test_acc_ema"] <= 1 and row["epochs"] == 1
     assert {"test_acc_class_head", "test_acc_distillation_head"} <= set(rows[2])
+    for row in rows:  # every row measures itself against the teacher
+        assert 0 <= row["agree_model"] <= 1 and 0 <= row["shared_mistakes_model"] <= row["teacher_mistakes"]
+    assert {"agree_class_head", "agree_distillation_head"} <= set(rows[2]) and "agree_class_head" not in rows[0]
     capsys.readouterr()
     assert levers.main(argv) == 0
     assert capsys.readouterr().out.count("done, skipped") == 3
+
+
+class _Fixed(torch.nn.Module):
+    """A 'model' that says the given labels, one batch of four digits."""
+
+    def __init__(self, said):
+        super().__init__()
+        self.said = torch.tensor(said)
+
+    def forward(self, images):
+        return torch.nn.functional.one_hot(self.said, 10).float()
+
+
+def test_agreement_counts_the_teachers_mistakes_made_with_the_teachers_label():
+    loader = [(torch.zeros(4, 1, 28, 28), torch.tensor([1, 2, 3, 4]))]
+    teacher = _Fixed([1, 2, 5, 6])  # wrong on the last two
+    student = _Fixed([1, 7, 5, 4])  # agrees on 0 and 2: one correct, one the teacher's mistake
+    result = levers.agreement_with_teacher(student, teacher, loader, "cpu")
+    assert result == {"teacher_mistakes": 2, "agree_model": 0.5, "shared_mistakes_model": 1}

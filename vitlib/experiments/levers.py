@@ -11,6 +11,9 @@ weights' test accuracy and the average's:
 - ``distilled``: a distillation token and head taught by the shipped CNN teacher (DeiT's hard
   labels); the row also holds each head's accuracy alone.
 
+Every row also says how closely the ViT follows the teacher on the test digits: how often it
+predicts what the teacher predicts, and how many of the teacher's mistakes it makes too.
+
 The distilled run's teacher is the shipped one (``vitlib.load_pretrained('mnist_teacher')``): its
 8 epochs of training are not in the run's time, and the table says so. Results go to
 ``vitlib/experiments/results/levers.json``; a finished run is skipped and an interrupted one
@@ -34,7 +37,7 @@ from vitlib.data import make_loaders
 from vitlib.experiments.ablations import machine
 from vitlib.train import RECIPES, Recipe, build_model, evaluate, fit, pick_device
 
-__all__ = ["EMA_DECAY", "EPOCHS", "LEVERS", "RESULTS_FILE", "load_results", "run_levers"]
+__all__ = ["EMA_DECAY", "EPOCHS", "LEVERS", "RESULTS_FILE", "agreement_with_teacher", "load_results", "run_levers"]
 
 EPOCHS = 29  # what fits in 10 minutes on 2 quiet CPU cores (benchmarks/train_budget.py)
 EMA_DECAY = RECIPES["distilled"].ema_decay
@@ -76,6 +79,7 @@ def train_and_test(name: str, recipe: Recipe, out_dir: Path, data: str | None, s
     history = fit(model, loaders.train, loaders.val, recipe, out_dir=out_dir, resume=resume, device=device,
                   seed=seed, teacher=teacher, progress=False)  # fmt: skip
     test = evaluate(model, loaders.test, device)  # the moving average
+    shipped_teacher = teacher if teacher is not None else _shipped_teacher()
     raw = build_model(recipe)
     raw.load_state_dict(load_checkpoint(out_dir / "checkpoint.pt")["model"])
     row = {
@@ -93,7 +97,48 @@ def train_and_test(name: str, recipe: Recipe, out_dir: Path, data: str | None, s
     for head in ("class_head", "distillation_head"):
         if f"acc_{head}" in test:
             row[f"test_acc_{head}"] = test[f"acc_{head}"]
+    row.update(agreement_with_teacher(model, shipped_teacher, loaders.test, device))
     return row
+
+
+def _shipped_teacher() -> torch.nn.Module:
+    from vitlib.pretrained import load_pretrained
+
+    return load_pretrained("mnist_teacher")
+
+
+@torch.no_grad()
+def agreement_with_teacher(model, teacher, loader, device) -> dict:
+    """How closely a ViT's test predictions follow the CNN teacher's, for each of its outputs.
+
+    'agree_<output>': the share of test digits on which it predicts what the teacher predicts;
+    'shared_mistakes_<output>': of the digits the teacher gets wrong, how many it gets wrong with
+    the teacher's own wrong label; 'teacher_mistakes': how many the teacher gets wrong. The outputs
+    are 'model' (what ``forward`` gives) and, for a distilled ViT, 'class_head' and
+    'distillation_head' alone.
+    """
+    model.eval().to(device)
+    teacher.eval().to(device)
+    said: dict[str, list[torch.Tensor]] = {}
+    taught, truth = [], []
+    for images, labels in loader:
+        images = images.to(device)
+        outputs = {"model": model(images)}  # (B, K) logits
+        if getattr(model, "head_dist", None) is not None:
+            heads = model.forward_heads(model.forward_features(images))
+            outputs.update(class_head=heads[0], distillation_head=heads[1])
+        for name, logits in outputs.items():
+            said.setdefault(name, []).append(logits.argmax(dim=1).cpu())
+        taught.append(teacher(images).argmax(dim=1).cpu())
+        truth.append(labels)
+    taught, truth = torch.cat(taught), torch.cat(truth)  # (n,) each
+    teacher_wrong = taught != truth
+    result = {"teacher_mistakes": int(teacher_wrong.sum())}
+    for name, kept in said.items():
+        predicted = torch.cat(kept)
+        result[f"agree_{name}"] = (predicted == taught).float().mean().item()
+        result[f"shared_mistakes_{name}"] = int((teacher_wrong & (predicted == taught)).sum())
+    return result
 
 
 def run_levers(names: list[str], out: Path, results: Path, data: str | None = None, quick: bool = False) -> list:
