@@ -235,3 +235,14 @@ def test_figures_are_legible_at_page_width_on_any_background(patch_size):
         # no text smaller than 9 points, that is 12.5 pixels on the page
         sizes = [text.get_fontsize() for text in figure.findobj(matplotlib.text.Text) if text.get_text()]
         assert min(sizes) >= viz.SMALL
+
+
+def test_most_confident_mistakes_takes_a_title():
+    logits = torch.eye(10)[[3, 3, 5]] * 4  # (3, 10): says 3, 3, 5
+    labels = torch.tensor([3, 7, 5])  # one wrong
+    images = torch.zeros(3, 1, 28, 28)
+    assert viz.plot_most_confident_mistakes(images, logits, labels).get_suptitle() == (
+        "Most confident mistakes (1 wrong in all)"
+    )
+    figure = viz.plot_most_confident_mistakes(images, logits, labels, title="Where the teacher differs")
+    assert figure.get_suptitle() == "Where the teacher differs"

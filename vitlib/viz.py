@@ -419,9 +419,9 @@ def plot_confusion_matrix(predictions: Sequence[int], labels: Sequence[int], num
 
 
 def plot_most_confident_mistakes(
-    images: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, count: int = 12
+    images: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, count: int = 12, title: str | None = None
 ) -> Figure:
-    """The wrong predictions the model was surest of, with its confidence."""
+    """The wrong predictions the model was surest of, with its confidence; ``title`` replaces the default."""
     probabilities = logits.softmax(dim=-1)
     confidence, predicted = probabilities.max(dim=-1)
     wrong = (predicted != labels).nonzero().flatten()
@@ -438,7 +438,7 @@ def plot_most_confident_mistakes(
         ax.set_title(
             f"true {labels[index].item()}, said {predicted[index].item()}\n{confidence[index]:.0%} sure", fontsize=SMALL
         )
-    figure.suptitle(f"Most confident mistakes ({len(wrong)} wrong in all)", fontsize=11)
+    figure.suptitle(title or f"Most confident mistakes ({len(wrong)} wrong in all)", fontsize=11)
     return figure
 
 
