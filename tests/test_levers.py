@@ -49,3 +49,25 @@ def test_agreement_counts_the_teachers_mistakes_made_with_the_teachers_label():
     student = _Fixed([1, 7, 5, 4])  # agrees on 0 and 2: one correct, one the teacher's mistake
     result = levers.agreement_with_teacher(student, teacher, loader, "cpu")
     assert result == {"teacher_mistakes": 2, "agree_model": 0.5, "shared_mistakes_model": 1}
+
+
+def _row(lever, **more):
+    row = {"lever": lever, "test_acc_raw": 0.9912, "test_acc_ema": 0.992, "agree_model": 0.9934,
+           "shared_mistakes_model": 3, "teacher_mistakes": 27, "train_seconds": 630.0,
+           "machine": "x86_64, 2 threads"}  # fmt: skip
+    return {**row, **more}
+
+
+def test_report_is_a_markdown_row_per_lever_with_heads_only_where_there_are_two():
+    rows = [_row("plain"), _row("distilled", test_acc_class_head=0.99, test_acc_distillation_head=0.9921)]
+    lines = levers.markdown_report(rows).splitlines()
+    assert lines[0].count("|") == lines[1].count("|") == lines[2].count("|") == lines[3].count("|") == 8
+    assert lines[2].startswith("| `plain` | 99.12% | 99.20% |  | 99.34% | 3 of 27 | 10 min |")
+    assert "| 99.00% / 99.21% |" in lines[3]
+    assert lines[-1] == "Machine: x86_64, 2 threads"
+
+
+def test_report_of_the_committed_results_reads_every_row(capsys):
+    assert levers.main(["--report"]) == 0
+    table = capsys.readouterr().out
+    assert table.count("\n| `") == len(levers.load_results()["rows"])

@@ -21,6 +21,7 @@ resumes from its checkpoint::
 
     python -m vitlib.experiments.levers --out runs/levers
     python -m vitlib.experiments.levers --out runs/levers_quick --quick   # a smoke run
+    python -m vitlib.experiments.levers --report    # the finished levers, as README's table
 """
 
 import argparse
@@ -37,7 +38,16 @@ from vitlib.data import make_loaders
 from vitlib.experiments.ablations import machine
 from vitlib.train import RECIPES, Recipe, build_model, evaluate, fit, pick_device
 
-__all__ = ["EMA_DECAY", "EPOCHS", "LEVERS", "RESULTS_FILE", "agreement_with_teacher", "load_results", "run_levers"]
+__all__ = [
+    "EMA_DECAY",
+    "EPOCHS",
+    "LEVERS",
+    "RESULTS_FILE",
+    "agreement_with_teacher",
+    "load_results",
+    "markdown_report",
+    "run_levers",
+]
 
 EPOCHS = 29  # what fits in 10 minutes on 2 quiet CPU cores (benchmarks/train_budget.py)
 EMA_DECAY = RECIPES["distilled"].ema_decay
@@ -162,6 +172,36 @@ def run_levers(names: list[str], out: Path, results: Path, data: str | None = No
     return stored["rows"]
 
 
+_REPORT_COLUMNS = [  # (heading, how to read it from a row); '' where a row lacks it
+    ("lever", lambda row: f"`{row['lever']}`"),
+    ("test acc., raw weights", lambda row: f"{row['test_acc_raw']:.2%}"),
+    ("test acc., moving average", lambda row: f"{row['test_acc_ema']:.2%}"),
+    (
+        "class head / distillation head",
+        lambda row: f"{row['test_acc_class_head']:.2%} / {row['test_acc_distillation_head']:.2%}",
+    ),
+    ("agrees with the teacher", lambda row: f"{row['agree_model']:.2%}"),
+    ("teacher's mistakes repeated", lambda row: f"{row['shared_mistakes_model']} of {row['teacher_mistakes']}"),
+    ("training time", lambda row: f"{row['train_seconds'] / 60:.0f} min"),
+]
+
+
+def markdown_report(rows: list[dict]) -> str:
+    """The finished levers as a Markdown table, one row each, in the order they ran."""
+    lines = ["| " + " | ".join(name for name, _ in _REPORT_COLUMNS) + " |"]
+    lines.append("| --- |" + " ---: |" * (len(_REPORT_COLUMNS) - 1))
+    for row in rows:
+        cells = []
+        for _, read in _REPORT_COLUMNS:
+            try:
+                cells.append(read(row))
+            except KeyError:  # a column this lever has not got (one head)
+                cells.append("")
+        lines.append("| " + " | ".join(cells) + " |")
+    machines = sorted({row["machine"] for row in rows})
+    return "\n".join(lines) + ("\n\nMachine: " + "; ".join(machines) if machines else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m vitlib.experiments.levers",
@@ -172,7 +212,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=sorted(LEVERS), help="run only these levers")
     parser.add_argument("--data", help="folder holding MNIST/raw (default: $VITLIB_DATA, else ~/.cache/vitlib)")
     parser.add_argument("--quick", action="store_true", help="1 epoch on 512 images, results in OUT: a smoke run")
+    parser.add_argument(
+        "--report", action="store_true", help="print the finished levers as a Markdown table; train nothing"
+    )
     args = parser.parse_args(argv)
+    if args.report:
+        print(markdown_report(load_results()["rows"]))
+        return 0
     out = Path(args.out)
     results = out / "levers.json" if args.quick else RESULTS_FILE
     run_levers(args.only or list(LEVERS), out, results, data=args.data, quick=args.quick)
