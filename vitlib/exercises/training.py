@@ -125,8 +125,8 @@ def check_resumed_schedule(function) -> Verdict:
     or a tensor of ``(epochs - done_epochs) * steps_per_epoch`` numbers.
     """
     cases = [
-        Case("the quick recipe (55,000 images, batch 128, 18 epochs), from the start", (55_000, 128, 18, 1, 0, True)),
-        Case("the same run, resumed after epoch 7", (55_000, 128, 18, 1, 7, True)),
+        Case("the quick recipe (55,000 images, batch 128, 29 epochs), from the start", (55_000, 128, 29, 1, 0, True)),
+        Case("the same run, resumed after epoch 7", (55_000, 128, 29, 1, 7, True)),
         Case("1,000 images, batch 64, 0.35 epochs of warm-up, resumed after 4, drop_last=False",
              (1_000, 64, 10, 0.35, 4, False)),
         Case("5,000 images, batch 128, 2 epochs, resumed after the first", (5_000, 128, 2, 1, 1, True)),
