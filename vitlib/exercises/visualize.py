@@ -392,8 +392,9 @@ RESIZE_MISTAKES = [
         lambda e, old, new, prefix: _resize_on_grid(e, old, new, prefix, mode="bilinear"),
     ),
     Mistake(
-        "align_corners=True pins the corner patches' centres to the corners; timm and vitlib use "
-        "align_corners=False, which treats each embedding as the centre of its patch.",
+        "align_corners=True pins the corner patches' centres to the corners (as scipy.ndimage.zoom does "
+        "in the paper's released code); this exercise, like timm and vitlib, asks for align_corners=False, "
+        "which treats each embedding as the centre of its patch.",
         lambda e, old, new, prefix: _resize_on_grid(e, old, new, prefix, align_corners=True),
     ),
     Mistake(
