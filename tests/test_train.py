@@ -1,6 +1,7 @@
 import dataclasses
 import itertools
 import json
+import warnings
 
 import pytest
 import torch
@@ -344,3 +345,21 @@ def test_compile_without_a_compiler_says_so_up_front(data_root, monkeypatch):
     monkeypatch.setattr(train_module.shutil, "which", lambda name: None)
     with pytest.raises(RuntimeError, match=r"needs a C\+\+ compiler .* train without --compile"):
         fit(_model(), *_split(data_root), TINY, device="cpu", compile=True, progress=False)
+
+
+@pytest.mark.parametrize(("native", "dtype"), [(False, torch.float16), (True, torch.bfloat16)])
+def test_gpu_autocast_takes_bfloat16_only_where_the_gpu_has_it(monkeypatch, native, dtype):
+    """A T4 (Colab's free GPU) only emulates bfloat16, and is_bf16_supported() counts emulation
+    unless told not to: such a GPU must get float16 (with the gradient scaler), not bfloat16."""
+    asked = []
+
+    def is_bf16_supported(including_emulation=True):
+        asked.append(including_emulation)
+        return native or including_emulation  # an emulating GPU says yes when emulation counts
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # without a GPU, autocast warns that it disables itself
+        context = train_module._autocast(torch.device("cuda"))
+    assert context.fast_dtype == dtype
+    assert asked == [False]

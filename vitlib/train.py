@@ -342,11 +342,17 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str = 
     return result
 
 
+def _bf16_native() -> bool:
+    """Whether this GPU has bfloat16 arithmetic (Ampere on). Turing's T4, Colab's free GPU, has none;
+    ``is_bf16_supported()`` alone counts emulation and would say yes there."""
+    return torch.cuda.is_bf16_supported(including_emulation=False)
+
+
 def _autocast(device: torch.device):
-    """bfloat16 autocast on CUDA (float16 where bf16 is missing); full float32 elsewhere."""
+    """bfloat16 autocast on CUDA (float16 where bf16 is not native); full float32 elsewhere."""
     if device.type != "cuda":
         return torch.autocast(device.type, enabled=False)
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    dtype = torch.bfloat16 if _bf16_native() else torch.float16
     return torch.autocast("cuda", dtype=dtype)
 
 
@@ -428,7 +434,7 @@ def fit(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_at(step, total_steps, warmup_steps, recipe.schedule)
     )
-    use_fp16 = device.type == "cuda" and not torch.cuda.is_bf16_supported()
+    use_fp16 = device.type == "cuda" and not _bf16_native()  # float16 needs the gradient scaler
     scaler = torch.amp.GradScaler("cuda") if use_fp16 else None
     ema = None
     if recipe.ema_decay is not None:
