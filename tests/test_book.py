@@ -87,6 +87,13 @@ def test_chapter_renders_with_math_figures_and_colab_button(site, chapter, tmp_p
     assert colab in dom
 
 
+def test_only_notebook_pages_have_a_colab_button(site):
+    """A MyST Markdown page executes like a notebook, but Colab opens only .ipynb files."""
+    page = (site / "book" / "going_further.html").read_text()
+    assert "colab.research.google.com" not in page
+    assert "_sources/book/going_further.md" in page  # its source is still offered for download
+
+
 def test_no_page_loads_remote_assets(site):
     remote = re.compile(r'<(?:script|img|link|iframe)[^>]+(?:src|href)="(https?:)?//[^"]+"[^>]*>')
     for page in site.rglob("*.html"):
