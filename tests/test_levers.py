@@ -3,6 +3,7 @@ import json
 
 import torch
 
+from vitlib.checkpoint import load_checkpoint
 from vitlib.experiments import levers
 from vitlib.train import RECIPES
 
@@ -32,6 +33,20 @@ def test_quick_run_writes_one_row_per_lever_and_skips_finished_ones(data_root, t
     assert capsys.readouterr().out.count("done, skipped") == 3
 
 
+def test_more_seeds_add_rows_beside_the_first_and_keep_their_own_runs(data_root, tmp_path, capsys):
+    argv = ["--out", str(tmp_path), "--quick", "--data", str(data_root), "--only", "plain"]
+    assert levers.main([*argv, "--seeds", "0", "1"]) == 0
+    rows = json.loads((tmp_path / "levers.json").read_text())["rows"]
+    assert [(row["lever"], row["seed"]) for row in rows] == [("plain", 0), ("plain", 1)]
+    first, second = (load_checkpoint(tmp_path / run / "checkpoint.pt")["model"] for run in ("plain", "plain_seed1"))
+    assert not torch.equal(first["pos_embed"], second["pos_embed"])  # another seed, another model
+    capsys.readouterr()
+    assert levers.main([*argv, "--seeds", "1", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "plain, seed 1: done, skipped" in out and "plain, seed 2: test accuracy" in out
+    assert len(json.loads((tmp_path / "levers.json").read_text())["rows"]) == 3
+
+
 class _Fixed(torch.nn.Module):
     """A 'model' that says the given labels, one batch of four digits."""
 
@@ -52,7 +67,7 @@ def test_agreement_counts_the_teachers_mistakes_made_with_the_teachers_label():
 
 
 def _row(lever, **more):
-    row = {"lever": lever, "test_acc_raw": 0.9912, "test_acc_ema": 0.992, "agree_model": 0.9934,
+    row = {"lever": lever, "seed": 0, "test_acc_raw": 0.9912, "test_acc_ema": 0.992, "agree_model": 0.9934,
            "shared_mistakes_model": 3, "teacher_mistakes": 27, "train_seconds": 630.0,
            "machine": "x86_64, 2 threads"}  # fmt: skip
     return {**row, **more}
@@ -61,8 +76,8 @@ def _row(lever, **more):
 def test_report_is_a_markdown_row_per_lever_with_heads_only_where_there_are_two():
     rows = [_row("plain"), _row("distilled", test_acc_class_head=0.99, test_acc_distillation_head=0.9921)]
     lines = levers.markdown_report(rows).splitlines()
-    assert lines[0].count("|") == lines[1].count("|") == lines[2].count("|") == lines[3].count("|") == 8
-    assert lines[2].startswith("| `plain` | 99.12% | 99.20% |  | 99.34% | 3 of 27 | 10 min |")
+    assert lines[0].count("|") == lines[1].count("|") == lines[2].count("|") == lines[3].count("|") == 9
+    assert lines[2].startswith("| `plain` | 0 | 99.12% | 99.20% |  | 99.34% | 3 of 27 | 10 min |")
     assert "| 99.00% / 99.21% |" in lines[3]
     assert lines[-1] == "Machine: x86_64, 2 threads"
 

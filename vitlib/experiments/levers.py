@@ -20,6 +20,7 @@ The distilled run's teacher is the shipped one (``vitlib.load_pretrained('mnist_
 resumes from its checkpoint::
 
     python -m vitlib.experiments.levers --out runs/levers
+    python -m vitlib.experiments.levers --out runs/levers --only plain distilled --seeds 1 2
     python -m vitlib.experiments.levers --out runs/levers_quick --quick   # a smoke run
     python -m vitlib.experiments.levers --report    # the finished levers, as README's table
 """
@@ -151,29 +152,44 @@ def agreement_with_teacher(model, teacher, loader, device) -> dict:
     return result
 
 
-def run_levers(names: list[str], out: Path, results: Path, data: str | None = None, quick: bool = False) -> list:
-    """Every lever of ``names`` not yet in ``results``, appending each row as soon as it is done."""
+def run_levers(
+    names: list[str],
+    out: Path,
+    results: Path,
+    data: str | None = None,
+    quick: bool = False,
+    seeds: tuple[int, ...] = (0,),
+) -> list:
+    """Every (lever, seed) of ``names`` x ``seeds`` not yet in ``results``, each row saved when done.
+
+    Seed 0's run lives in ``out/<lever>``, seed s's in ``out/<lever>_seed<s>``.
+    """
     stored = load_results(results)
     device = pick_device()
-    for name in names:
-        if any(row["lever"] == name for row in stored["rows"]):
-            print(f"{name}: done, skipped")
-            continue
-        recipe = LEVERS[name]
-        if quick:
-            recipe = dataclasses.replace(recipe, epochs=1, train_subset=512, warmup_epochs=0)
-        started = time.perf_counter()
-        row = train_and_test(name, recipe, out / name, data, seed=0, device=device)
-        print(f"{name}: test accuracy {row['test_acc_raw']:.2%} raw, {row['test_acc_ema']:.2%} averaged "
-              f"({time.perf_counter() - started:.0f} s)")  # fmt: skip
-        stored["rows"].append(row)
-        stored["command"] = "python -m vitlib.experiments.levers --out OUT" + (" --quick" if quick else "")
-        write_json(results, stored)
+    for seed in seeds:
+        for name in names:
+            label = name if seed == 0 else f"{name}, seed {seed}"
+            if any(row["lever"] == name and row["seed"] == seed for row in stored["rows"]):
+                print(f"{label}: done, skipped")
+                continue
+            recipe = LEVERS[name]
+            if quick:
+                recipe = dataclasses.replace(recipe, epochs=1, train_subset=512, warmup_epochs=0)
+            started = time.perf_counter()
+            run_dir = out / (name if seed == 0 else f"{name}_seed{seed}")
+            row = train_and_test(name, recipe, run_dir, data, seed=seed, device=device)
+            print(f"{label}: test accuracy {row['test_acc_raw']:.2%} raw, {row['test_acc_ema']:.2%} averaged "
+                  f"({time.perf_counter() - started:.0f} s)")  # fmt: skip
+            stored = load_results(results)  # re-read: another process may have added rows
+            stored["rows"].append(row)
+            stored["command"] = "python -m vitlib.experiments.levers --out OUT" + (" --quick" if quick else "")
+            write_json(results, stored)
     return stored["rows"]
 
 
 _REPORT_COLUMNS = [  # (heading, how to read it from a row); '' where a row lacks it
     ("lever", lambda row: f"`{row['lever']}`"),
+    ("seed", lambda row: f"{row['seed']}"),
     ("test acc., raw weights", lambda row: f"{row['test_acc_raw']:.2%}"),
     ("test acc., moving average", lambda row: f"{row['test_acc_ema']:.2%}"),
     (
@@ -210,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", default="runs/levers", help="folder for the runs' checkpoints")
     parser.add_argument("--only", nargs="+", choices=sorted(LEVERS), help="run only these levers")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="train each lever once per seed (default: 0)")
     parser.add_argument("--data", help="folder holding MNIST/raw (default: $VITLIB_DATA, else ~/.cache/vitlib)")
     parser.add_argument("--quick", action="store_true", help="1 epoch on 512 images, results in OUT: a smoke run")
     parser.add_argument(
@@ -221,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     out = Path(args.out)
     results = out / "levers.json" if args.quick else RESULTS_FILE
-    run_levers(args.only or list(LEVERS), out, results, data=args.data, quick=args.quick)
+    run_levers(args.only or list(LEVERS), out, results, data=args.data, quick=args.quick, seeds=tuple(args.seeds))
     return 0
 
 
