@@ -86,3 +86,13 @@ def test_report_of_the_committed_results_reads_every_row(capsys):
     assert levers.main(["--report"]) == 0
     table = capsys.readouterr().out
     assert table.count("\n| `") == len(levers.load_results()["rows"])
+
+
+def test_the_distilled_recipes_run_ships_with_its_heads_and_history():
+    run = levers.load_recipe_run()
+    summary, history = run["summary"], run["history"]
+    assert summary["preset"] == "distilled" and summary["epochs"] == len(history)
+    for name in ("test_acc", "test_acc_raw", "test_acc_class_head", "test_acc_distillation_head"):
+        assert 0.9 < summary[name] < 1, name
+    assert [entry["epoch"] for entry in history] == list(range(1, len(history) + 1))
+    assert {"val_acc_class_head", "val_acc_distillation_head"} <= set(history[-1])

@@ -43,8 +43,10 @@ __all__ = [
     "EMA_DECAY",
     "EPOCHS",
     "LEVERS",
+    "RECIPE_RUN_FILE",
     "RESULTS_FILE",
     "agreement_with_teacher",
+    "load_recipe_run",
     "load_results",
     "markdown_report",
     "run_levers",
@@ -53,6 +55,7 @@ __all__ = [
 EPOCHS = 29  # what fits in 10 minutes on 2 quiet CPU cores (benchmarks/train_budget.py)
 EMA_DECAY = RECIPES["distilled"].ema_decay
 RESULTS_FILE = Path(__file__).parent / "results" / "levers.json"
+RECIPE_RUN_FILE = Path(__file__).parent / "results" / "distilled_recipe.json"
 _QUICK = RECIPES["quick"]
 LEVERS: dict[str, Recipe] = {
     "plain": dataclasses.replace(_QUICK, epochs=EPOCHS, ema_decay=EMA_DECAY),
@@ -71,6 +74,15 @@ def load_results(path: str | Path = RESULTS_FILE) -> dict:
     """{'rows': one dict per finished run, ...}; no rows before the first run."""
     path = Path(path)
     return json.loads(path.read_text()) if path.is_file() else {"rows": []}
+
+
+def load_recipe_run(path: str | Path = RECIPE_RUN_FILE) -> dict:
+    """The ``distilled`` recipe's own run, all three levers at once: {'summary', 'history'}.
+
+    Made by ``python -m vitlib.train --preset distilled``; its summary holds the test accuracy of
+    the two heads together, each head alone and the raw weights, and its history each epoch's.
+    """
+    return json.loads(Path(path).read_text())
 
 
 def train_and_test(name: str, recipe: Recipe, out_dir: Path, data: str | None, seed: int, device) -> dict:
