@@ -3,7 +3,7 @@ import json
 
 import torch
 
-from vitlib.checkpoint import load_checkpoint
+from vitlib.checkpoint import load_checkpoint, write_json
 from vitlib.experiments import levers
 from vitlib.train import RECIPES
 
@@ -24,6 +24,7 @@ def test_quick_run_writes_one_row_per_lever_and_skips_finished_ones(data_root, t
     assert [row["lever"] for row in rows] == ["plain", "elastic", "distilled"]
     for row in rows:
         assert 0 <= row["test_acc_raw"] <= 1 and 0 <= row["test_acc_ema"] <= 1 and row["epochs"] == 1
+        assert 0 <= row["train_acc"] <= 1  # the last epoch's, on augmented digits
     assert {"test_acc_class_head", "test_acc_distillation_head"} <= set(rows[2])
     for row in rows:  # every row measures itself against the teacher
         assert 0 <= row["agree_model"] <= 1 and 0 <= row["shared_mistakes_model"] <= row["teacher_mistakes"]
@@ -45,6 +46,23 @@ def test_more_seeds_add_rows_beside_the_first_and_keep_their_own_runs(data_root,
     out = capsys.readouterr().out
     assert "plain, seed 1: done, skipped" in out and "plain, seed 2: test accuracy" in out
     assert len(json.loads((tmp_path / "levers.json").read_text())["rows"]) == 3
+
+
+def test_a_run_that_another_process_finished_meanwhile_is_skipped(tmp_path, monkeypatch, capsys):
+    results = tmp_path / "levers.json"
+    trained = []
+
+    def train_and_test(name, recipe, out_dir, data, seed, device):
+        trained.append((name, seed))
+        other = {"lever": "plain", "seed": 1, "test_acc_raw": 0.99, "test_acc_ema": 0.99}
+        write_json(results, {"rows": [*levers.load_results(results)["rows"], other]})  # the other process
+        return {"lever": name, "seed": seed, "test_acc_raw": 0.98, "test_acc_ema": 0.98}
+
+    monkeypatch.setattr(levers, "train_and_test", train_and_test)
+    rows = levers.run_levers(["plain"], tmp_path, results, seeds=(0, 1))
+    assert trained == [("plain", 0)]
+    assert "plain, seed 1: done, skipped" in capsys.readouterr().out
+    assert sorted((row["lever"], row["seed"]) for row in rows) == [("plain", 0), ("plain", 1)]
 
 
 class _Fixed(torch.nn.Module):

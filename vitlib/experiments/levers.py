@@ -113,6 +113,7 @@ def train_and_test(name: str, recipe: Recipe, out_dir: Path, data: str | None, s
         "test_acc_raw": evaluate(raw, loaders.test, device)["acc"],
         "val_acc_ema": history[-1]["val_acc"],
         "val_acc_raw": history[-1]["val_acc_raw"],
+        "train_acc": history[-1]["train_acc"],  # last epoch, on the augmented training digits
         "train_seconds": sum(entry["seconds"] for entry in history),
         "machine": machine(),
         "torch": torch.__version__,
@@ -176,11 +177,11 @@ def run_levers(
 
     Seed 0's run lives in ``out/<lever>``, seed s's in ``out/<lever>_seed<s>``.
     """
-    stored = load_results(results)
     device = pick_device()
     for seed in seeds:
         for name in names:
             label = name if seed == 0 else f"{name}, seed {seed}"
+            stored = load_results(results)  # read anew: another process may have finished this run
             if any(row["lever"] == name and row["seed"] == seed for row in stored["rows"]):
                 print(f"{label}: done, skipped")
                 continue
@@ -192,11 +193,11 @@ def run_levers(
             row = train_and_test(name, recipe, run_dir, data, seed=seed, device=device)
             print(f"{label}: test accuracy {row['test_acc_raw']:.2%} raw, {row['test_acc_ema']:.2%} averaged "
                   f"({time.perf_counter() - started:.0f} s)")  # fmt: skip
-            stored = load_results(results)  # re-read: another process may have added rows
+            stored = load_results(results)  # and again: another process may have added rows meanwhile
             stored["rows"].append(row)
             stored["command"] = "python -m vitlib.experiments.levers --out OUT" + (" --quick" if quick else "")
             write_json(results, stored)
-    return stored["rows"]
+    return load_results(results)["rows"]
 
 
 _REPORT_COLUMNS = [  # (heading, how to read it from a row); '' where a row lacks it
