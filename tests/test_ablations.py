@@ -124,6 +124,15 @@ def test_summary_gives_mean_and_spread_over_seeds():
         ablations.plot_ablation(rows, "norm")
 
 
+def test_provenance_names_one_thread_in_the_singular():
+    rows = [{"ablation": "scaling", "seed": 0, "torch": "t", "train_seconds": 60.0, "machine": machine}
+            for machine in ("CPU X, 1 torch threads", "CPU X, 11 torch threads", "CPU X, 2 torch threads")]  # fmt: skip
+    assert ablations.provenance(rows, "scaling")["machines"] == [
+        "CPU X, 1 torch thread", "CPU X, 11 torch threads", "CPU X, 2 torch threads"
+    ]  # fmt: skip
+    assert ablations.machine().endswith((" 1 torch thread", " torch threads"))
+
+
 def test_the_baseline_variants_are_the_book_model_and_recipe_unchanged():
     reference = ablations.build_model(ablations.Variant("unchanged"), seed=0)
     for name, variant_name in ablations.BASELINE:

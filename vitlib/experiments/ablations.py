@@ -291,7 +291,11 @@ def machine() -> str:
         pass
     if torch.cuda.is_available():
         name += f" + {torch.cuda.get_device_name()}"
-    return f"{name}, {torch.get_num_threads()} torch threads"
+    return f"{name}, {_threads(torch.get_num_threads())}"
+
+
+def _threads(count: int) -> str:
+    return f"{count} torch thread{'' if count == 1 else 's'}"
 
 
 def train_and_test(run: Run, data: dict, device: torch.device) -> dict:
@@ -467,7 +471,7 @@ def provenance(rows: list[dict], ablation: str) -> dict:
     return {
         "runs": len(mine),
         "seeds": sorted({row["seed"] for row in mine}),
-        "machines": sorted({row["machine"] for row in mine}),
+        "machines": sorted({row["machine"].replace(", 1 torch threads", f", {_threads(1)}") for row in mine}),
         "torch": sorted({row["torch"] for row in mine}),
         "train_minutes": sum(row["train_seconds"] for row in mine) / 60,
     }
