@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     sizes = QUICK_SIZES if args.quick else SIZES
-    total_images = 2_000 if args.quick else 8 * 55_000  # the quick recipe's budget: 8 epochs of the full set
+    total_images = 2_000 if args.quick else 8 * 55_000  # every run's budget: 8 epochs' worth of the full set
     device = pick_device()
     started = time.perf_counter()
     rows = run_experiment(sizes, total_images, args.data, device, args.seed, 1_000 if args.quick else None)
