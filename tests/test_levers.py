@@ -5,7 +5,7 @@ import torch
 
 from vitlib.checkpoint import load_checkpoint, write_json
 from vitlib.experiments import levers
-from vitlib.train import RECIPES
+from vitlib.train import RECIPES, TRUE_LABELS
 
 
 def test_each_lever_changes_one_thing_from_the_quick_recipe():
@@ -15,23 +15,26 @@ def test_each_lever_changes_one_thing_from_the_quick_recipe():
     distilled = levers.LEVERS["distilled"]
     assert distilled.model_config().distilled and distilled.teacher == "teacher"
     assert dataclasses.replace(distilled, model_overrides=plain.model_overrides, teacher=None) == plain
+    control = levers.LEVERS["true_labels"]  # the distilled lever with the teacher's labels made true
+    assert control.teacher == TRUE_LABELS and dataclasses.replace(control, teacher="teacher") == distilled
 
 
 def test_quick_run_writes_one_row_per_lever_and_skips_finished_ones(data_root, tmp_path, capsys):
     argv = ["--out", str(tmp_path), "--quick", "--data", str(data_root)]
     assert levers.main(argv) == 0
     rows = json.loads((tmp_path / "levers.json").read_text())["rows"]
-    assert [row["lever"] for row in rows] == ["plain", "elastic", "distilled"]
+    assert [row["lever"] for row in rows] == ["plain", "elastic", "distilled", "true_labels"]
     for row in rows:
         assert 0 <= row["test_acc_raw"] <= 1 and 0 <= row["test_acc_ema"] <= 1 and row["epochs"] == 1
         assert 0 <= row["train_acc"] <= 1  # the last epoch's, on augmented digits
-    assert {"test_acc_class_head", "test_acc_distillation_head"} <= set(rows[2])
+    for row in rows[2:]:  # the two with a distillation head
+        assert {"test_acc_class_head", "test_acc_distillation_head"} <= set(row)
     for row in rows:  # every row measures itself against the teacher
         assert 0 <= row["agree_model"] <= 1 and 0 <= row["shared_mistakes_model"] <= row["teacher_mistakes"]
     assert {"agree_class_head", "agree_distillation_head"} <= set(rows[2]) and "agree_class_head" not in rows[0]
     capsys.readouterr()
     assert levers.main(argv) == 0
-    assert capsys.readouterr().out.count("done, skipped") == 3
+    assert capsys.readouterr().out.count("done, skipped") == 4
 
 
 def test_more_seeds_add_rows_beside_the_first_and_keep_their_own_runs(data_root, tmp_path, capsys):

@@ -12,7 +12,7 @@ from vitlib.checkpoint import load_checkpoint, load_model_weights, save_model_we
 from vitlib.cnn import SmallCNN
 from vitlib.data import make_loaders
 from vitlib.evaluate import load_trained_model, per_class_accuracy
-from vitlib.model import VisionTransformer
+from vitlib.model import VisionTransformer, ViTConfig
 from vitlib.train import RECIPES, Recipe, distillation_loss, evaluate, fit, lr_at, train_one_epoch
 
 TINY = Recipe(
@@ -363,3 +363,24 @@ def test_gpu_autocast_takes_bfloat16_only_where_the_gpu_has_it(monkeypatch, nati
         context = train_module._autocast(torch.device("cuda"))
     assert context.fast_dtype == dtype
     assert asked == [False]
+
+
+def test_true_labels_teach_the_distillation_head_each_digits_own_label(monkeypatch):
+    """The control for distillation: the second head's targets are the batch's labels, not a model's."""
+    seen = []
+    real_loss = train_module.distillation_loss
+
+    def recording_loss(class_logits, distillation_logits, labels, teacher_labels, *args):
+        seen.append((labels.clone(), teacher_labels.clone()))
+        return real_loss(class_logits, distillation_logits, labels, teacher_labels, *args)
+
+    monkeypatch.setattr(train_module, "distillation_loss", recording_loss)
+    torch.manual_seed(0)
+    student = VisionTransformer(ViTConfig(patch_size=7, depth=1, distilled=True))
+    images, labels = torch.randn(8, 1, 28, 28), torch.arange(8)
+    loader = [(images[:4], labels[:4]), (images[4:], labels[4:])]
+    optimizer = torch.optim.SGD(student.parameters(), lr=0.1)
+    train_one_epoch(student, loader, optimizer, teacher=train_module.TrueLabels(), progress=False)
+    assert len(seen) == 2 and all(torch.equal(true, taught) for true, taught in seen)
+    with pytest.raises(TypeError, match="reads no images"):
+        train_module.TrueLabels()(images)

@@ -43,7 +43,9 @@ from vitlib.model import VisionTransformer, ViTConfig
 
 __all__ = [
     "RECIPES",
+    "TRUE_LABELS",
     "Recipe",
+    "TrueLabels",
     "build_model",
     "distillation_loss",
     "evaluate",
@@ -54,6 +56,7 @@ __all__ = [
 ]
 
 CNN = "small_cnn"  # Recipe.model for vitlib.cnn.SmallCNN, chapter 1's CNN and the distillation teacher
+TRUE_LABELS = "true_labels"  # Recipe.teacher for the control that teaches the true labels (TrueLabels)
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,8 @@ class Recipe:
     elastic: bool = False  # Simard et al.'s elastic distortions after the affine move
     train_subset: int | None = None  # train on only this many images (data-efficiency runs)
     ema_decay: float | None = None  # keep an exponential moving average of the weights; it is the result
-    teacher: str | None = None  # a RECIPES name: train that model first, distil it into this one (DeiT)
+    teacher: str | None = None  # a RECIPES name: train that model first, distil it into this one (DeiT);
+    # or TRUE_LABELS, the control: the distillation head learns the true labels (TrueLabels)
     distillation_weight: float = 0.5  # DeiT's hard distillation: half true labels, half the teacher's
 
     def __post_init__(self) -> None:
@@ -178,6 +182,19 @@ def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=recipe.lr)
 
 
+class TrueLabels(nn.Module):
+    """The control for distillation: a stand-in teacher whose labels are the true ones.
+
+    Trained against it, a distilled ViT's distillation head learns each digit's own label, as it is
+    (unsmoothed), where a real teacher's head learns what the teacher reads in the digit. The two
+    runs differ only in the teacher's labels: the second token and the unsmoothed half of the loss
+    are in both. (DeiT's Sec. 4 tries a near relative: a second class token, with the true label.)
+    """
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        raise TypeError("TrueLabels reads no images: train_one_epoch gives its distillation head the batch's labels")
+
+
 def train_one_epoch(
     model: nn.Module,
     loader: DataLoader,
@@ -238,8 +255,11 @@ def _train_steps(
                 logits = model(images)  # (B, num_classes)
                 loss = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
             else:
-                with torch.no_grad():
-                    teacher_labels = teacher(images).argmax(dim=1)  # (B,) what the teacher reads, augmented
+                if isinstance(teacher, TrueLabels):
+                    teacher_labels = labels  # the control: the digit's own label
+                else:
+                    with torch.no_grad():
+                        teacher_labels = teacher(images).argmax(dim=1)  # (B,) what it reads, augmented
                 class_logits, distillation_logits = model(images)  # (B, num_classes) each
                 loss = distillation_loss(
                     class_logits, distillation_logits, labels, teacher_labels, distillation_weight, label_smoothing

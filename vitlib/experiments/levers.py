@@ -9,7 +9,10 @@ weights' test accuracy and the average's:
 - ``plain``: the quick recipe as it is;
 - ``elastic``: Simard et al.'s (2003) elastic distortions after the affine augmentation;
 - ``distilled``: a distillation token and head taught by the shipped CNN teacher (DeiT's hard
-  labels); the row also holds each head's accuracy alone.
+  labels); the row also holds each head's accuracy alone;
+- ``true_labels``: the control for ``distilled``, the same model and loss with the teacher's labels
+  replaced by the true ones (``train.TrueLabels``): what a second token and an unsmoothed half of
+  the loss do without a teacher.
 
 Every row also says how closely the ViT follows the teacher on the test digits: how often it
 predicts what the teacher predicts, and how many of the teacher's mistakes it makes too.
@@ -37,7 +40,7 @@ import torch
 from vitlib.checkpoint import load_checkpoint, write_json
 from vitlib.data import make_loaders
 from vitlib.experiments.ablations import machine
-from vitlib.train import RECIPES, Recipe, build_model, evaluate, fit, pick_device
+from vitlib.train import RECIPES, TRUE_LABELS, Recipe, TrueLabels, build_model, evaluate, fit, pick_device
 
 __all__ = [
     "EMA_DECAY",
@@ -57,16 +60,18 @@ EMA_DECAY = RECIPES["distilled"].ema_decay
 RESULTS_FILE = Path(__file__).parent / "results" / "levers.json"
 RECIPE_RUN_FILE = Path(__file__).parent / "results" / "distilled_recipe.json"
 _QUICK = RECIPES["quick"]
+_DISTILLED = dataclasses.replace(
+    _QUICK,
+    epochs=EPOCHS,
+    ema_decay=EMA_DECAY,
+    model_overrides={**_QUICK.model_overrides, "distilled": True},
+    teacher="teacher",
+)
 LEVERS: dict[str, Recipe] = {
     "plain": dataclasses.replace(_QUICK, epochs=EPOCHS, ema_decay=EMA_DECAY),
     "elastic": dataclasses.replace(_QUICK, epochs=EPOCHS, ema_decay=EMA_DECAY, elastic=True),
-    "distilled": dataclasses.replace(
-        _QUICK,
-        epochs=EPOCHS,
-        ema_decay=EMA_DECAY,
-        model_overrides={**_QUICK.model_overrides, "distilled": True},
-        teacher="teacher",
-    ),
+    "distilled": _DISTILLED,
+    "true_labels": dataclasses.replace(_DISTILLED, teacher=TRUE_LABELS),  # the control for 'distilled'
 }
 
 
@@ -94,15 +99,15 @@ def train_and_test(name: str, recipe: Recipe, out_dir: Path, data: str | None, s
     torch.manual_seed(seed)
     model = build_model(recipe)
     teacher = None
-    if recipe.teacher is not None:
-        from vitlib.pretrained import load_pretrained
-
-        teacher = load_pretrained("mnist_teacher")
+    if recipe.teacher == TRUE_LABELS:
+        teacher = TrueLabels()
+    elif recipe.teacher is not None:
+        teacher = _shipped_teacher()
     resume = (out_dir / "checkpoint.pt").exists()
     history = fit(model, loaders.train, loaders.val, recipe, out_dir=out_dir, resume=resume, device=device,
                   seed=seed, teacher=teacher, progress=False)  # fmt: skip
     test = evaluate(model, loaders.test, device)  # the moving average
-    shipped_teacher = teacher if teacher is not None else _shipped_teacher()
+    shipped_teacher = teacher if recipe.teacher == "teacher" else _shipped_teacher()
     raw = build_model(recipe)
     raw.load_state_dict(load_checkpoint(out_dir / "checkpoint.pt")["model"])
     row = {
