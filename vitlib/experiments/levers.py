@@ -24,6 +24,7 @@ resumes from its checkpoint::
 
     python -m vitlib.experiments.levers --out runs/levers
     python -m vitlib.experiments.levers --out runs/levers --only plain distilled --seeds 1 2
+    python -m vitlib.experiments.levers --out runs/levers --only true_labels --seeds 0 1 2
     python -m vitlib.experiments.levers --out runs/levers_quick --quick   # a smoke run
     python -m vitlib.experiments.levers --report    # the finished levers, as README's table
 """
