@@ -298,6 +298,11 @@ def _threads(count: int) -> str:
     return f"{count} torch thread{'' if count == 1 else 's'}"
 
 
+def machine_label(recorded: str) -> str:
+    """A row's ``machine`` as text: rows made before the singular was fixed say '1 torch threads'."""
+    return recorded.replace(", 1 torch threads", f", {_threads(1)}")
+
+
 def train_and_test(run: Run, data: dict, device: torch.device) -> dict:
     """Train one run from scratch and test it: one result row."""
     recipe = dataclasses.replace(
@@ -471,7 +476,7 @@ def provenance(rows: list[dict], ablation: str) -> dict:
     return {
         "runs": len(mine),
         "seeds": sorted({row["seed"] for row in mine}),
-        "machines": sorted({row["machine"].replace(", 1 torch threads", f", {_threads(1)}") for row in mine}),
+        "machines": sorted({machine_label(row["machine"]) for row in mine}),
         "torch": sorted({row["torch"] for row in mine}),
         "train_minutes": sum(row["train_seconds"] for row in mine) / 60,
     }

@@ -40,7 +40,7 @@ import torch
 
 from vitlib.checkpoint import load_checkpoint, write_json
 from vitlib.data import make_loaders
-from vitlib.experiments.ablations import machine
+from vitlib.experiments.ablations import machine, machine_label
 from vitlib.train import RECIPES, TRUE_LABELS, Recipe, TrueLabels, build_model, evaluate, fit, pick_device
 
 __all__ = [
@@ -222,7 +222,10 @@ _REPORT_COLUMNS = [  # (heading, how to read it from a row); '' where a row lack
 
 
 def markdown_report(rows: list[dict]) -> str:
-    """The finished levers as a Markdown table, one row each, in the order they ran."""
+    """The finished runs as a Markdown table, one row each, by lever (in LEVERS' order), then seed."""
+    order = list(LEVERS)
+    rows = sorted(rows, key=lambda row: (order.index(row["lever"]) if row["lever"] in order else len(order),
+                                         row["seed"]))  # fmt: skip
     lines = ["| " + " | ".join(name for name, _ in _REPORT_COLUMNS) + " |"]
     lines.append("| --- |" + " ---: |" * (len(_REPORT_COLUMNS) - 1))
     for row in rows:
@@ -233,7 +236,7 @@ def markdown_report(rows: list[dict]) -> str:
             except KeyError:  # a column this lever has not got (one head)
                 cells.append("")
         lines.append("| " + " | ".join(cells) + " |")
-    machines = sorted({row["machine"] for row in rows})
+    machines = sorted({machine_label(row["machine"]) for row in rows})
     return "\n".join(lines) + ("\n\nMachine: " + "; ".join(machines) if machines else "")
 
 
