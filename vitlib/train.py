@@ -111,10 +111,10 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     # The book's default: over 99% test accuracy in about 10 minutes on a 2-core CPU. 7x7 patches
     # make 16 tokens instead of 49, three times cheaper; benchmarks/train_budget.py measured 29
-    # epochs in 10.5 quiet minutes (99.37%). The other levers do not pay here (README, one run
-    # each): a moving average of the weights gained nothing at 29 epochs, elastic distortions
-    # scored a quarter of a point lower, and a teacher's own training (624 s) is longer than the
-    # budget, before the forward pass it adds to every step.
+    # epochs in 10.5 quiet minutes (99.37%). The other levers do not fit here (README): a moving
+    # average of the weights gained nothing at 29 epochs, elastic distortions scored lower, and the
+    # teacher, which pays about 11 test digits at this scale, needs its own training (624 s, longer
+    # than the budget) and more than doubles the time of every step.
     "quick": Recipe(model_overrides={"patch_size": 7}, epochs=29, lr=2e-3, warmup_epochs=1),
     # The most accurate model we could train within 90 minutes on the same CPU: 4x4 patches, 49
     # tokens; an epoch takes about 63 s there, so 85 epochs fill the budget (99.55% test accuracy).
