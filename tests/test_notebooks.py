@@ -23,8 +23,29 @@ def _toc_files() -> list[str]:
     return files
 
 
-def test_there_are_six_chapters():
-    assert [path.stem[:2] for path in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06"]
+def test_there_are_eight_chapters_in_two_parts():
+    assert [path.stem[:2] for path in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07", "08"]
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    parts = {part["caption"]: [c["file"] for c in part["chapters"]] for part in toc["parts"]}
+    assert parts["Building the Vision Transformer"] == [f"book/{path.stem}" for path in NOTEBOOKS[:6]]
+    assert parts["Beyond the paper's recipe"] == [f"book/{path.stem}" for path in NOTEBOOKS[6:]]
+
+
+def _visible_code_cells(notebook: dict) -> list[str]:
+    hidden = {"remove-cell", "remove-input"}
+    return [
+        "".join(cell["source"])
+        for cell in notebook["cells"]
+        if cell["cell_type"] == "code" and not hidden & set(cell.get("metadata", {}).get("tags", []))
+    ]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_reader_code_holds_no_glue_bookkeeping(path):
+    """glue calls live in hidden cells: a reader copies the cells they see."""
+    for source in _visible_code_cells(json.loads(path.read_text())):
+        assert "glue(" not in source, f"{path.name}: a visible code cell glues:\n{source[:300]}"
+        assert "myst_nb" not in source, f"{path.name}: a visible code cell imports myst_nb"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -108,7 +129,16 @@ def test_every_checker_is_used_by_a_solution_in_the_book():
     for path in NOTEBOOKS:
         for cell in _solution_cells(path):
             called |= set(re.findall(r"exercises\.(\w+\.check_\w+)\(", "".join(cell["source"])))
-    modules = ["inductive_bias", "patches", "attention", "encoder", "training", "visualize"]
+    modules = [
+        "inductive_bias",
+        "patches",
+        "attention",
+        "encoder",
+        "training",
+        "visualize",
+        "distillation",
+        "resolution",
+    ]
     checkers = {f"{name}.{function}" for name in modules for function in getattr(exercises, name).__all__}
     assert called == checkers
 

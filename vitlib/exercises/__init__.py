@@ -9,10 +9,29 @@ fails, the expected and actual shapes or values, and, when it recognises a commo
 name and the fix. It returns a `Verdict`, true when you passed. Nothing here needs the network.
 
 Chapters: `inductive_bias` (1), `patches` (2), `attention` (3), `encoder` (4), `training` (5),
-`visualize` (6).
+`visualize` (6), `distillation` (7), `resolution` (8).
 """
 
-from vitlib.exercises import attention, encoder, inductive_bias, patches, training, visualize
+from vitlib.exercises import (
+    attention,
+    distillation,
+    encoder,
+    inductive_bias,
+    patches,
+    resolution,
+    training,
+    visualize,
+)
 from vitlib.exercises._checking import Verdict
 
-__all__ = ["Verdict", "attention", "encoder", "inductive_bias", "patches", "training", "visualize"]
+__all__ = [
+    "Verdict",
+    "attention",
+    "distillation",
+    "encoder",
+    "inductive_bias",
+    "patches",
+    "resolution",
+    "training",
+    "visualize",
+]

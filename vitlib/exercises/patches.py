@@ -1,4 +1,5 @@
-"""Checkers for chapter 2, patchifying: patchify, the fixed 2-D sin-cos code, resizing a position table.
+"""Checkers for chapter 2, patchifying: patchify, rectangular patches, the fixed 2-D sin-cos code, and
+(chapter 8) resizing a position table.
 
 from vitlib.exercises import patches
 patches.check_patchify(my_patchify)
@@ -11,7 +12,7 @@ from einops import rearrange
 from vitlib.exercises._checking import Case, Mistake, Verdict, check
 from vitlib.patches import patchify, sincos_2d_pos_embed
 
-__all__ = ["check_patchify", "check_resize_pos_embed", "check_sincos_2d"]
+__all__ = ["check_patchify", "check_patchify_rectangular", "check_resize_pos_embed", "check_sincos_2d"]
 
 # The spacing of float32 numbers near 1: every tolerance below is a few of these, times the size of the
 # numbers involved, so that any correct float32 solution passes however it orders its arithmetic.
@@ -282,3 +283,69 @@ def check_resize_pos_embed(function) -> Verdict:
     largest_side = max(max(*old, *new) for old, new, _ in shapes)
     atol = 4 * FLOAT32_EPS * largest * (1 + largest_side)
     return check("resize_pos_embed", function, _resize_reference, cases, RESIZE_MISTAKES, atol=atol, rtol=0)
+
+
+# --- A transfer task: rectangular patches ------------------------------------------------------------
+
+
+def _patchify_rectangular(images: torch.Tensor, patch_size: tuple[int, int], order: str = "p1 p2 c") -> torch.Tensor:
+    """(B, C, H, W) -> (B, N, ph*pw*C) for ph x pw patches, numbered row by row, pixels (p1 p2 c)."""
+    ph, pw = patch_size
+    height, width = images.shape[-2:]
+    if height % ph or width % pw:
+        raise ValueError(
+            f"a {height} x {width} image does not cut into {ph} x {pw} patches: H % ph and W % pw must be 0"
+        )
+    return rearrange(images, f"b c (gh p1) (gw p2) -> b (gh gw) ({order})", p1=ph, p2=pw)
+
+
+PATCHIFY_RECTANGULAR_MISTAKES = [
+    Mistake(
+        "ph and pw are swapped: patch_size is (height, width), so ph cuts H and pw cuts W.",
+        lambda x, p: _patchify_rectangular(x, (p[1], p[0])),
+    ),
+    Mistake(
+        "the channels come first inside a patch, (c p1 p2): vitlib keeps them last, (p1 p2 c), as in Eq. 1's P^2 C.",
+        lambda x, p: _patchify_rectangular(x, p, order="c p1 p2"),
+    ),
+    Mistake(
+        "the patches are numbered column by column: number them row by row, (gh gw), as patchify does.",
+        lambda x, p: rearrange(x, "b c (gh p1) (gw p2) -> b (gw gh) (p1 p2 c)", p1=p[0], p2=p[1]),
+    ),
+]
+
+
+def check_patchify_rectangular(function) -> Verdict:
+    """Check ``function(images, patch_size)`` for (ph, pw) patches: (B, C, H, W) -> (B, N, ph*pw*C).
+
+    N = (H / ph)(W / pw), patches row by row, pixels (p1 p2 c) as in `vitlib.patchify`. The last case
+    is an image that does not cut evenly: the function must raise ValueError.
+    """
+    generator = torch.Generator().manual_seed(3)
+    cases = [
+        Case(
+            f"B={b}, C={c}, {h} x {w} image, {ph} x {pw} patches: {what}",
+            (torch.randn(b, c, h, w, generator=generator), (ph, pw)),
+        )
+        for b, c, h, w, ph, pw, what in [
+            (2, 3, 32, 32, 4, 8, "RGB, CIFAR-10's size, wide patches"),
+            (1, 3, 24, 36, 6, 4, "a landscape image, tall patches"),
+            (3, 1, 28, 28, 7, 7, "square patches: patchify's answer"),
+        ]
+    ]
+    verdict = check("patchify_rectangular", function, _patchify_rectangular, cases, PATCHIFY_RECTANGULAR_MISTAKES,
+                    atol=0, rtol=0)  # fmt: skip
+    if not verdict:
+        return verdict
+    try:
+        function(torch.zeros(1, 3, 30, 32), (4, 8))
+    except ValueError:
+        return verdict
+    except Exception as error:
+        message = (
+            f"✗ patchify_rectangular: a 30 x 32 image with 4 x 8 patches raised {type(error).__name__}, not ValueError."
+        )
+    else:
+        message = "✗ patchify_rectangular: a 30 x 32 image with 4 x 8 patches (30 % 4 != 0) should raise ValueError."
+    print(message)
+    return Verdict("patchify_rectangular", False, message)
