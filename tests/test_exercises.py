@@ -6,9 +6,11 @@ import torch.nn.functional as F
 from test_exercises_ch2_ch3 import CORRECT as CORRECT_CH2_CH3
 from test_exercises_ch4_ch5 import CORRECT as CORRECT_CH4_CH5
 from test_exercises_ch6 import CORRECT as CORRECT_CH6
+from test_exercises_ch7_ch8 import CHECKS as CHECKS_CH7_CH8
+from test_exercises_ch7_ch8 import _right_rectangular
 
 from vitlib import exercises
-from vitlib.exercises import attention, encoder, inductive_bias, patches, training, visualize
+from vitlib.exercises import attention, distillation, encoder, inductive_bias, patches, resolution, training, visualize
 from vitlib.exercises._checking import Case, check
 from vitlib.experiments.inductive_bias import conv_receptive_field
 
@@ -98,11 +100,15 @@ def test_checker_passes_a_correct_answer(checker, answer, capsys):
 
 
 def test_every_chapter_has_at_least_three_checkers_but_the_last():
-    modules = [inductive_bias, patches, attention, encoder, training]
+    """Every checker a chapter offers is tested with a right answer, here or in its own test file."""
+    modules = [inductive_bias, patches, attention, encoder, training, distillation, resolution]
     assert all(len(module.__all__) >= 3 for module in modules)
     assert len(visualize.__all__) >= 2
     checkers = {f"{m.__name__}.{name}" for m in [*modules, visualize] for name in m.__all__}
     tested = CORRECT + CORRECT_CH2_CH3 + CORRECT_CH4_CH5 + CORRECT_CH6  # new checkers: their own test files
+    tested += [(checker, right) for checker, right, _ in CHECKS_CH7_CH8] + [
+        (patches.check_patchify_rectangular, _right_rectangular)
+    ]
     assert checkers == {f"{c.__module__}.{c.__name__}" for c, _ in tested}
 
 
@@ -152,6 +158,7 @@ WRONG = [
     (inductive_bias.check_receptive_field, lambda layers, k: k**layers, "kernel sizes are multiplied"),
     (inductive_bias.check_receptive_field, lambda layers, k: layers * (k - 1), "centre pixel is missing"),
     (inductive_bias.check_receptive_field, lambda layers, k: 2 * layers + 1, "kernel size is ignored"),
+    (inductive_bias.check_receptive_field, lambda layers, k: 1 + 2 * layers * (k // 2), "odd kernels only"),
     (inductive_bias.check_translate, lambda x, r, d: x.roll((r, d), (2, 3)), "right and down are swapped"),
     (inductive_bias.check_translate, lambda x, r, d: x.roll((-d, -r), (2, 3)), "moves the wrong way"),
     (inductive_bias.check_translate, _zero_padded_translate, "dropped (zeros come in)"),

@@ -61,41 +61,33 @@ def sincos_2d_meshgrid_pow(grid_size, dim):
     return torch.cat([out_y.sin(), out_y.cos(), out_x.sin(), out_x.cos()], dim=1)
 
 
-def resize_with_interpolate(pos_embed, old_grid, new_grid):
-    cls, patches_rows = pos_embed[:, :1], pos_embed[:, 1:]  # (1, 1, D), (1, N, D)
-    image = patches_rows.transpose(1, 2).reshape(1, -1, *old_grid)  # (1, D, gh, gw)
-    image = F.interpolate(image, size=new_grid, mode="bilinear", align_corners=False)
-    return torch.cat([cls, image.flatten(2).transpose(1, 2)], dim=1)
+def patchify_rectangular_einops(images, patch_size):
+    ph, pw = patch_size
+    height, width = images.shape[-2:]
+    if height % ph or width % pw:
+        raise ValueError(f"{height} x {width} images do not cut into {ph} x {pw} patches")
+    return rearrange(images, "b c (gh p1) (gw p2) -> b (gh gw) (p1 p2 c)", p1=ph, p2=pw)
 
 
-def _bilinear_weights(old, new):
-    """(new, old): align_corners=False, each output the centre of its cell, clamped at the edges."""
-    weights = torch.zeros(new, old)
-    for out in range(new):
-        source = max((out + 0.5) * old / new - 0.5, 0.0)
-        low = min(int(source), old - 1)
-        high, t = min(low + 1, old - 1), source - low
-        weights[out, low] += 1 - t
-        weights[out, high] += t
-    return weights
+def patchify_rectangular_unfold(images, patch_size):
+    ph, pw = patch_size
+    b, c, h, w = images.shape
+    if h % ph:
+        raise ValueError(f"image height {h} is not a multiple of the patch height {ph}")
+    if w % pw:
+        raise ValueError(f"image width {w} is not a multiple of the patch width {pw}")
+    grid = images.unfold(2, ph, ph).unfold(3, pw, pw)  # (B, C, gh, gw, ph, pw)
+    return grid.permute(0, 2, 3, 4, 5, 1).reshape(b, -1, ph * pw * c)
 
 
-def resize_with_matrices(pos_embed, old_grid, new_grid):
-    """Bilinear interpolation is separable: one matrix for the rows, one for the columns."""
-    grid = rearrange(pos_embed[0, 1:], "(gh gw) d -> d gh gw", gh=old_grid[0])
-    grid = _bilinear_weights(old_grid[0], new_grid[0]) @ grid @ _bilinear_weights(old_grid[1], new_grid[1]).T
-    return torch.cat([pos_embed[:, :1], rearrange(grid, "d gh gw -> 1 (gh gw) d")], dim=1)
-
-
-def resize_with_grid_sample(pos_embed, old_grid, new_grid):
-    """Sample the old grid at the centres of the new cells, in grid_sample's [-1, 1] coordinates."""
-    image = rearrange(pos_embed[:, 1:], "b (gh gw) d -> b d gh gw", gh=old_grid[0])
-    ys = (torch.arange(new_grid[0]) + 0.5) / new_grid[0] * 2 - 1
-    xs = (torch.arange(new_grid[1]) + 0.5) / new_grid[1] * 2 - 1
-    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-    where = torch.stack([grid_x, grid_y], dim=-1)[None]  # (1, gh', gw', 2), x first
-    image = F.grid_sample(image, where, mode="bilinear", padding_mode="border", align_corners=False)
-    return torch.cat([pos_embed[:, :1], rearrange(image, "b d gh gw -> b (gh gw) d")], dim=1)
+def patchify_rectangular_view(images, patch_size):
+    """Split H and W with view, move the axes with permute."""
+    ph, pw = patch_size
+    b, c, h, w = images.shape
+    if h % ph or w % pw:
+        raise ValueError(f"patch size {ph}x{pw} does not tile a {h}x{w} image")
+    grid = images.view(b, c, h // ph, ph, w // pw, pw)  # (B, C, gh, ph, gw, pw)
+    return grid.permute(0, 2, 4, 3, 5, 1).reshape(b, (h // ph) * (w // pw), -1)
 
 
 def padded_attention_masked_fill(q, k, v, lengths):
@@ -172,9 +164,9 @@ CORRECT = [
     (patches.check_sincos_2d, sincos_2d_exp_log),
     (patches.check_sincos_2d, sincos_2d_from_1d),
     (patches.check_sincos_2d, sincos_2d_meshgrid_pow),
-    (patches.check_resize_pos_embed, resize_with_interpolate),
-    (patches.check_resize_pos_embed, resize_with_matrices),
-    (patches.check_resize_pos_embed, resize_with_grid_sample),
+    (patches.check_patchify_rectangular, patchify_rectangular_einops),
+    (patches.check_patchify_rectangular, patchify_rectangular_unfold),
+    (patches.check_patchify_rectangular, patchify_rectangular_view),
     (attention.check_padded_attention, padded_attention_masked_fill),
     (attention.check_padded_attention, padded_attention_fused),
     (attention.check_padded_attention, padded_attention_one_sequence_at_a_time),
@@ -234,7 +226,7 @@ def test_msa_reference_leaves_the_readers_random_numbers_alone():
     "checker, correct",
     [
         (patches.check_sincos_2d, sincos_2d_exp_log),
-        (patches.check_resize_pos_embed, resize_with_interpolate),
+        (patches.check_patchify_rectangular, patchify_rectangular_einops),
         (attention.check_padded_attention, padded_attention_fused),
         (attention.check_multi_head_attention, msa_batched_heads),
     ],
@@ -319,38 +311,29 @@ def _sincos_2d_from_one(grid, dim):
     return sincos_2d_loops((gh + 1, gw + 1), dim).reshape(gh + 1, gw + 1, dim)[1:, 1:].reshape(gh * gw, dim)
 
 
-def _resize_no_cls(pos, old, new):
-    return resize_with_interpolate(pos, old, new)[:, 1:]
+def _rectangular(pattern):
+    """A reader's einops answer with another pattern, (ph, pw) as given."""
+
+    def patchify(images, patch_size):
+        return rearrange(images, f"b c (gh p1) (gw p2) -> {pattern}", p1=patch_size[0], p2=patch_size[1])
+
+    return patchify
 
 
-def _resize_cls_last(pos, old, new):
-    resized = resize_with_interpolate(pos, old, new)
-    return torch.cat([resized[:, 1:], resized[:, :1]], dim=1)
+def _rectangular_swapped(images, patch_size):
+    pw, ph = patch_size  # read as (width, height)
+    return patchify_rectangular_einops(images, (ph, pw))
 
 
-def _resize_reshape_only(pos, old, new):
-    image = pos[:, 1:].reshape(1, -1, *old)
-    image = F.interpolate(image, size=new, mode="bilinear", align_corners=False)
-    return torch.cat([pos[:, :1], image.reshape(1, -1, pos.shape[-1])], dim=1)
+def _rectangular_square(images, patch_size):
+    p = patch_size[0]
+    return vitlib.patchify(images, p)
 
 
-def _resize_with(**options):
-    def resize(pos, old, new):
-        image = pos[:, 1:].transpose(1, 2).reshape(1, -1, *old)
-        image = F.interpolate(image, size=new, **options)
-        return torch.cat([pos[:, :1], image.flatten(2).transpose(1, 2)], dim=1)
-
-    return resize
-
-
-def _resize_column_major(pos, old, new):
-    image = rearrange(pos[:, 1:], "b (gw gh) d -> b d gh gw", gh=old[0])
-    image = F.interpolate(image, size=new, mode="bilinear", align_corners=False)
-    return torch.cat([pos[:, :1], rearrange(image, "b d gh gw -> b (gw gh) d")], dim=1)
-
-
-def _resize_size_swapped(pos, old, new):
-    return resize_with_interpolate(pos, old, (new[1], new[0]))
+def _rectangular_reshape_only(images, patch_size):
+    ph, pw = patch_size
+    b, c, h, w = images.shape
+    return images.reshape(b, (h // ph) * (w // pw), ph * pw * c)
 
 
 def _padded_with(mask_of):
@@ -415,14 +398,13 @@ WRONG = [
     (patches.check_sincos_2d, _sincos_2d_over_d, "spread over D"),
     (patches.check_sincos_2d, _sincos_2d_cos_first, "sine and cosine are swapped"),
     (patches.check_sincos_2d, _sincos_2d_from_one, "start at 1"),
-    (patches.check_resize_pos_embed, _resize_no_cls, "row is missing"),
-    (patches.check_resize_pos_embed, _resize_cls_last, "ends up last"),
-    (patches.check_resize_pos_embed, _resize_reshape_only, "reshaped straight"),
-    (patches.check_resize_pos_embed, _resize_with(), "'nearest'"),
-    (patches.check_resize_pos_embed, _resize_with(mode="bilinear", align_corners=True), "align_corners=True"),
-    (patches.check_resize_pos_embed, _resize_with(mode="bicubic", align_corners=False), "bicubic"),
-    (patches.check_resize_pos_embed, _resize_column_major, "column by column"),
-    (patches.check_resize_pos_embed, _resize_size_swapped, "height and width are swapped"),
+    (patches.check_patchify_rectangular, _rectangular_swapped, "ph and pw are swapped"),
+    (patches.check_patchify_rectangular, _rectangular("b (gh gw) (c p1 p2)"), "channel-first"),
+    (patches.check_patchify_rectangular, _rectangular("b (gw gh) (p1 p2 c)"), "column by column, (gw gh)"),
+    (patches.check_patchify_rectangular, _rectangular("b (gh gw) (p2 p1 c)"), "(p2 p1)"),
+    (patches.check_patchify_rectangular, _rectangular_square, "square, ph x ph"),
+    (patches.check_patchify_rectangular, _rectangular_reshape_only, "without moving any axis"),
+    (patches.check_patchify_rectangular, _rectangular("b gh gw (p1 p2 c)"), "not flattened"),
     (attention.check_padded_attention, _padded_with(lambda real: real[:, None, :, None]), "hides padded queries"),
     (
         attention.check_padded_attention,
@@ -461,10 +443,63 @@ def test_checker_names_the_mistake(checker, answer, named, capsys):
 def test_every_listed_mistake_is_recognised_by_some_wrong_answer(capsys):
     catalogues = [
         patches.SINCOS_2D_MISTAKES,
-        patches.RESIZE_MISTAKES,
+        patches.PATCHIFY_RECTANGULAR_MISTAKES,
         attention.PADDED_MISTAKES,
         attention.MSA_MISTAKES,
     ]
     named = {checker(answer).mistake for checker, answer, _ in WRONG}
     listed = {mistake.description for catalogue in catalogues for mistake in catalogue}
     assert listed - named == set()
+
+
+# --- Rectangular patches: an image that does not tile must get a clear ValueError -----------------
+
+
+def _rectangular_silent(images, patch_size):
+    """Right on every image that tiles; unfold drops what does not fill a patch."""
+    ph, pw = patch_size
+    b, c = images.shape[:2]
+    grid = images.unfold(2, ph, ph).unfold(3, pw, pw)  # (B, C, gh, gw, ph, pw)
+    return grid.permute(0, 2, 3, 4, 5, 1).reshape(b, -1, ph * pw * c)
+
+
+def _rectangular_height_checked_only(images, patch_size):
+    if images.shape[-2] % patch_size[0]:
+        raise ValueError(f"height {images.shape[-2]} is not a multiple of {patch_size[0]}")
+    return _rectangular_silent(images, patch_size)
+
+
+def _rectangular_vague_error(images, patch_size):
+    if images.shape[-2] % patch_size[0] or images.shape[-1] % patch_size[1]:
+        raise ValueError("bad patch size")
+    return patchify_rectangular_einops(images, patch_size)
+
+
+@pytest.mark.parametrize(
+    "answer, mistake, case",
+    [
+        (_rectangular_silent, patches.RECTANGULAR_SILENT, "case 6 of 7"),
+        (_rectangular_height_checked_only, patches.RECTANGULAR_SILENT, "case 7 of 7"),
+        (_rectangular("b (gh gw) (p1 p2 c)"), patches.RECTANGULAR_OTHER_ERROR, "case 6 of 7"),
+        (_rectangular_vague_error, patches.RECTANGULAR_NO_SIZES, "case 6 of 7"),
+    ],
+    ids=["unfold drops pixels", "only H checked", "einops error", "no sizes in the message"],
+)
+def test_rectangular_patchify_must_refuse_an_image_that_does_not_tile(answer, mistake, case, capsys):
+    verdict = patches.check_patchify_rectangular(answer)
+    assert not verdict.passed and verdict.mistake == mistake, verdict.report
+    printed = capsys.readouterr().out
+    assert printed.startswith("✗") and f"wrong on {case}" in printed and "Likely mistake: " in printed
+
+
+def test_rectangular_patchify_reports_what_it_tried():
+    report = patches.check_patchify_rectangular(patchify_rectangular_unfold).report
+    assert "(2, 3, 32, 32) images, 4 x 8 patches" in report  # RGB, rectangular patches
+    assert "(1, 3, 24, 36) images" in report  # a non-square image
+    assert report.count("raises ValueError") == 2  # H and W each fail to tile once
+
+
+def test_vitlib_patchify_takes_one_square_patch_size():
+    """Why the rectangular checker has a reference of its own: vitlib.patchify has one P."""
+    with pytest.raises(TypeError):
+        vitlib.patchify(torch.zeros(1, 3, 8, 8), (2, 4))

@@ -320,6 +320,11 @@ WRONG = [
     (encoder.check_parameter_count, _count_learned_2d_as_a_table, "full table"),
     (
         encoder.check_parameter_count,
+        lambda c: parameter_count(c) + (c.num_patches + (c.pool == "cls")) * c.dim * (c.pos_embed == "none"),
+        "pos_embed='none' is counted",
+    ),
+    (
+        encoder.check_parameter_count,
         lambda c: parameter_count(c) + c.dim * (c.pos_embed == "learned_2d" and c.pool == "cls"),
         "the class token gets no position",
     ),
@@ -335,6 +340,7 @@ WRONG = [
     ),
     (training.check_resumed_schedule, _schedule(warmup=lambda w, steps: math.floor(w * steps)), "truncated"),
     (training.check_resumed_schedule, _schedule(warmup=lambda w, steps: w), "given in epochs"),
+    (training.check_resumed_schedule, _schedule(warmup=lambda w, steps: math.ceil(w * steps)), "rounded up"),
     (training.check_resumed_schedule, _schedule(first_step=1), "rate after its step"),
     (training.check_resumed_schedule, _schedule(warmup_from_zero=True), "warm-up starts at 0"),
     # chapter 5: the confusion matrix
@@ -482,3 +488,42 @@ def test_confusion_matrix_accepts_any_dtype_but_not_a_wrong_shape():
     assert training.check_confusion_matrix(lambda p, y, k: confusion_bincount(p, y, k).double())
     verdict = training.check_confusion_matrix(lambda p, y, k: confusion_bincount(p, y, k).flatten())
     assert not verdict.passed and "expected shape (10, 10)" in verdict.report
+
+
+# --- The holes that the first cases missed: each wrong answer here passed before its case existed.
+
+
+def test_receptive_field_with_even_kernels_catches_the_odd_only_hint():
+    from vitlib.exercises import inductive_bias
+
+    assert inductive_bias.check_receptive_field(lambda layers, k: 1 + layers * (k - 1))
+    odd_only = inductive_bias.check_receptive_field(lambda layers, k: 1 + 2 * layers * (k // 2))
+    assert not odd_only and "odd kernels only" in odd_only.mistake
+
+
+def test_parameter_count_catches_a_table_counted_for_pos_embed_none():
+    from vitlib.exercises import encoder
+
+    def counted_with_none_table(config):  # right for every table but 'none'
+        model = vitlib.VisionTransformer(config)
+        tokens = config.num_patches + (config.pool == "cls")
+        return model.num_parameters() + tokens * config.dim * (config.pos_embed == "none")
+
+    assert encoder.check_parameter_count(lambda config: vitlib.VisionTransformer(config).num_parameters())
+    verdict = encoder.check_parameter_count(counted_with_none_table)
+    assert not verdict and "pos_embed='none' is counted" in verdict.mistake
+
+
+def test_resumed_schedule_catches_a_warmup_rounded_up():
+    import math
+
+    from vitlib.exercises import training
+
+    def resumed(n, b, epochs, warmup_epochs, done, drop_last, rounding=round):
+        per_epoch = n // b if drop_last else math.ceil(n / b)
+        total, warmup = epochs * per_epoch, rounding(warmup_epochs * per_epoch)
+        return [vitlib.train.lr_at(s, total, warmup) for s in range(done * per_epoch, total)]
+
+    assert training.check_resumed_schedule(resumed)
+    verdict = training.check_resumed_schedule(lambda *args: resumed(*args, rounding=math.ceil))
+    assert not verdict and "rounded up" in verdict.mistake

@@ -1,6 +1,7 @@
 """Chapter 6's checkers: correct answers written in different ways pass, and each listed mistake is named.
 
-Attention rollout's checker is tested with the other chapters' in test_exercises.py.
+Attention rollout's checker is tested with the other chapters' in test_exercises.py; the position
+table resized for another resolution, now chapter 8's, in test_exercises_ch7_ch8.py.
 """
 
 import math
@@ -94,34 +95,7 @@ def distance_float64(weights, grid_size, patch_size):
     return ((a / a.sum(-1, keepdim=True)) @ distances).diagonal(dim1=-2, dim2=-1).mean(dim=(0, 2)).float()
 
 
-# --- resize_pos_embed: correct answers, written differently ---------------------------------------
-
-
-def resize_einops(pos_embed, old_grid, new_grid, num_prefix_tokens):
-    from einops import rearrange
-
-    prefix, patches = pos_embed[:, :num_prefix_tokens], pos_embed[:, num_prefix_tokens:]
-    grid = rearrange(patches, "b (h w) d -> b d h w", h=old_grid[0], w=old_grid[1])
-    grid = F.interpolate(grid, size=new_grid, mode="bicubic", antialias=True)
-    return torch.cat([prefix, rearrange(grid, "b d h w -> b (h w) d")], dim=1)
-
-
-def resize_timm(pos_embed, old_grid, new_grid, num_prefix_tokens):
-    timm_layers = pytest.importorskip("timm.layers")
-    return timm_layers.resample_abs_pos_embed(pos_embed, list(new_grid), list(old_grid), num_prefix_tokens)
-
-
-def resize_float64(pos_embed, old_grid, new_grid, num_prefix_tokens):
-    patches = pos_embed[0, num_prefix_tokens:].double().T.reshape(1, -1, *old_grid)  # (1, D, gh, gw)
-    grid = F.interpolate(patches, size=tuple(new_grid), mode="bicubic", align_corners=False, antialias=True)
-    patches = grid.reshape(pos_embed.shape[-1], -1).T[None].float()
-    return torch.cat([pos_embed[:, :num_prefix_tokens], patches], dim=1)
-
-
 CORRECT = [
-    (visualize.check_resize_pos_embed, resize_einops),
-    (visualize.check_resize_pos_embed, resize_timm),
-    (visualize.check_resize_pos_embed, resize_float64),
     (visualize.check_position_similarity, similarity_cosine_similarity),
     (visualize.check_position_similarity, similarity_dot_over_lengths),
     (visualize.check_position_similarity, similarity_elementwise_sum),
@@ -164,86 +138,7 @@ def _distance(weights, distances, renormalize=True):
     return (a * distances).sum(-1)  # (B, h, N)
 
 
-def _bicubic(patches, old, new, **options):
-    grid = patches.reshape(1, *old, -1).permute(0, 3, 1, 2)
-    grid = F.interpolate(grid, size=tuple(new), **{"mode": "bicubic", "antialias": True, **options})
-    return grid.permute(0, 2, 3, 1).reshape(1, -1, patches.shape[-1])
-
-
-def _no_permute(patches, old, new):
-    grid = F.interpolate(patches.reshape(1, -1, *old), size=tuple(new), mode="bicubic", antialias=True)
-    return grid.reshape(1, -1, patches.shape[-1])
-
-
-def _column_major(patches, old):
-    """The rows re-read as if the patches were numbered down the columns."""
-    return patches.reshape(1, old[1], old[0], -1).transpose(1, 2).reshape(1, -1, patches.shape[-1])
-
-
-def _in_columns(patches, grid):
-    """Row-major rows written back numbered down the columns."""
-    return patches.reshape(1, grid[0], grid[1], -1).transpose(1, 2).reshape(1, -1, patches.shape[-1])
-
-
 WRONG = [
-    # resize_pos_embed
-    (
-        visualize.check_resize_pos_embed,
-        lambda e, old, new, p: F.interpolate(e.mT, size=p + new[0] * new[1], mode="linear").mT,
-        "class token went through",
-    ),
-    (
-        visualize.check_resize_pos_embed,
-        lambda e, old, new, p: torch.cat(
-            [e[:, :p], F.interpolate(e[:, p:].mT, size=new[0] * new[1], mode="linear").mT], dim=1
-        ),
-        "1-D sequence",
-    ),
-    (visualize.check_resize_pos_embed, lambda e, old, new, p: _bicubic(e[:, p:], old, new), "prefix tokens"),
-    (
-        visualize.check_resize_pos_embed,
-        lambda e, old, new, p: torch.cat([_bicubic(e[:, p:], old, new), e[:, :p]], dim=1),
-        "put back at the end",
-    ),
-    (
-        visualize.check_resize_pos_embed,
-        lambda e, old, new, p: torch.cat(
-            [e[:, :p], _in_columns(_bicubic(_column_major(e[:, p:], old), old, new), new)], dim=1
-        ),
-        "column order",
-    ),
-    (
-        visualize.check_resize_pos_embed,
-        lambda e, old, new, p: torch.cat([e[:, :p], _no_permute(e[:, p:], old, new)], dim=1),
-        "reshaped straight",
-    ),
-    (
-        visualize.check_resize_pos_embed,
-        lambda e, old, new, p: torch.cat([e[:, :p], _bicubic(e[:, p:], old[::-1], new)], dim=1),
-        "sides are swapped",
-    ),
-    (
-        visualize.check_resize_pos_embed,
-        lambda e, old, new, p: torch.cat(
-            [e[:, :p], _bicubic(e[:, p:], old, new, mode="nearest", antialias=False)], dim=1
-        ),
-        "nearest",
-    ),
-    (
-        visualize.check_resize_pos_embed,
-        lambda e, old, new, p: torch.cat([e[:, :p], _bicubic(e[:, p:], old, new, mode="bilinear")], dim=1),
-        "bilinear",
-    ),
-    (
-        visualize.check_resize_pos_embed,
-        lambda e, old, new, p: torch.cat([e[:, :p], _bicubic(e[:, p:], old, new, align_corners=True)], dim=1),
-        "align_corners=True",
-    ),
-    (
-        visualize.check_resize_pos_embed,
-        lambda e, old, new, p: torch.cat([e[:, :p], _bicubic(e[:, p:], old, new, antialias=False)], dim=1),
-        "antialias is off",
-    ),
     # position similarity
     (
         visualize.check_position_similarity,
@@ -348,12 +243,7 @@ def test_each_mistake_is_named(checker, answer, named, capsys):
 
 def test_every_listed_mistake_is_recognised_by_some_wrong_answer():
     named = {checker(answer).mistake for checker, answer, _ in WRONG}
-    listed = {
-        m.description
-        for m in visualize.POSITION_SIMILARITY_MISTAKES
-        + visualize.ATTENTION_DISTANCE_MISTAKES
-        + visualize.RESIZE_MISTAKES
-    }
+    listed = {m.description for m in visualize.POSITION_SIMILARITY_MISTAKES + visualize.ATTENTION_DISTANCE_MISTAKES}
     assert listed - named == set()
 
 
@@ -379,5 +269,3 @@ def test_the_checkers_try_two_prefix_tokens_and_none():
     assert "num_prefix_tokens=2" in similarity and "num_prefix_tokens=0" in similarity
     distance = visualize.check_attention_distance(distance_float64).report
     assert "(1, 4, 51, 51), grid (7, 7)" in distance and "(2, 2, 16, 16), grid (4, 4)" in distance
-    resize = visualize.check_resize_pos_embed(resize_float64).report
-    assert "pos_embed (1, 2 + 7x7" in resize

@@ -427,6 +427,11 @@ PARAMETER_MISTAKES = [
         lambda c: _count(c) + (c.dim + c.dim * (c.pos_embed == "learned") if c.pool == "mean" else 0),
     ),
     Mistake(
+        "pos_embed='none' is counted as a learned table: without position embeddings there are no "
+        "T x D parameters for them.",
+        lambda c: _count(c) + _tokens(c) * c.dim * (c.pos_embed == "none"),
+    ),
+    Mistake(
         "position embeddings are counted although they are not learned: pos_embed='sincos' is a fixed "
         "buffer and 'none' has none, so they add no parameters.",
         lambda c: _count(c) + _tokens(c) * c.dim * (c.pos_embed in ("sincos", "none")),
@@ -456,6 +461,7 @@ def check_parameter_count(function) -> Verdict:
         "mnist, 7x7 patches, MLP width 100": dataclasses.replace(mnist, patch_size=7, mlp_dim=100),
         "mnist with pool='mean'": dataclasses.replace(mnist, pool="mean"),
         "mnist with pos_embed='sincos'": dataclasses.replace(mnist, pos_embed="sincos"),
+        "mnist with pos_embed='none'": dataclasses.replace(mnist, pos_embed="none"),
         "mnist with norm_first=False (post-norm)": dataclasses.replace(mnist, norm_first=False),
         "mnist with pos_embed='learned_2d'": dataclasses.replace(mnist, pos_embed="learned_2d"),
         "mnist with pos_embed='learned_2d', pool='mean'": dataclasses.replace(

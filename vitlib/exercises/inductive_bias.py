@@ -14,7 +14,8 @@ __all__ = ["check_receptive_field", "check_translate", "check_weight_sharing"]
 def _receptive_field(num_layers: int, kernel_size: int) -> int:
     """Side of the square one output of ``num_layers`` stride-1 k x k convolutions sees: 1 + L (k - 1).
 
-    Each layer widens the window by k - 1 pixels (k // 2 on each side); chapter 1's
+    Each layer widens the window by k - 1 pixels: k // 2 on each side for an odd k, and for an
+    even k one pixel fewer on one side than on the other. Chapter 1's
     ``conv_receptive_field`` measures the same with gradients, and a test checks they agree.
     """
     return 1 + num_layers * (kernel_size - 1)
@@ -23,7 +24,7 @@ def _receptive_field(num_layers: int, kernel_size: int) -> int:
 RECEPTIVE_FIELD_MISTAKES = [
     Mistake(
         "the kernel sizes are added up (L k): neighbouring windows overlap, so each layer adds only "
-        "k - 1 pixels (k // 2 on each side) to the window: 1 + L (k - 1).",
+        "k - 1 pixels to the window: 1 + L (k - 1).",
         lambda layers, k: layers * k,
     ),
     Mistake(
@@ -35,6 +36,11 @@ RECEPTIVE_FIELD_MISTAKES = [
         "the centre pixel is missing: with no layer at all an output sees its own pixel, 1 + L (k - 1).",
         lambda layers, k: layers * (k - 1),
     ),
+    Mistake(
+        "k // 2 pixels on each side holds for odd kernels only: an even k x k kernel is not centred, and "
+        "widens the window by k - 1 pixels, k / 2 on one side and k / 2 - 1 on the other: 1 + L (k - 1).",
+        lambda layers, k: 1 + 2 * layers * (k // 2),
+    ),
     Mistake("the kernel size is ignored: 2 L + 1 holds only for 3 x 3 kernels.", lambda layers, k: 2 * layers + 1),
 ]
 
@@ -42,7 +48,7 @@ RECEPTIVE_FIELD_MISTAKES = [
 def check_receptive_field(function) -> Verdict:
     """Check ``function(num_layers, kernel_size)`` -> the side, in pixels, of the receptive field of one
     output of ``num_layers`` stacked stride-1 convolutions with square ``kernel_size`` kernels."""
-    layouts = [(1, 3), (2, 3), (5, 3), (3, 5), (2, 7), (0, 3)]
+    layouts = [(1, 3), (2, 3), (5, 3), (3, 5), (2, 7), (0, 3), (1, 2), (3, 4), (2, 6)]
     cases = [Case(f"{layers} layer{'s' * (layers != 1)} of {k}x{k}", (layers, k)) for layers, k in layouts]
     return check("receptive_field", function, _receptive_field, cases, RECEPTIVE_FIELD_MISTAKES)
 

@@ -1,18 +1,19 @@
-"""Checkers for chapter 2, patchifying: patchify, rectangular patches, the fixed 2-D sin-cos code, and
-(chapter 8) resizing a position table.
+"""Checkers for chapter 2, patchifying: patchify (Eq. 1's x_p), patchify carried over to rectangular
+patches and any number of channels, and the fixed 2-D sin-cos code of MoCo v3 and MAE.
 
 from vitlib.exercises import patches
 patches.check_patchify(my_patchify)
 """
 
+import re
+
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 
-from vitlib.exercises._checking import Case, Mistake, Verdict, check
+from vitlib.exercises._checking import Case, Mistake, Verdict, _finish, check
 from vitlib.patches import patchify, sincos_2d_pos_embed
 
-__all__ = ["check_patchify", "check_patchify_rectangular", "check_resize_pos_embed", "check_sincos_2d"]
+__all__ = ["check_patchify", "check_patchify_rectangular", "check_sincos_2d"]
 
 # The spacing of float32 numbers near 1: every tolerance below is a few of these, times the size of the
 # numbers involved, so that any correct float32 solution passes however it orders its arithmetic.
@@ -66,6 +67,147 @@ PATCHIFY_MISTAKES = [
 def check_patchify(function) -> Verdict:
     """Check ``function(images, patch_size)``: (B, C, H, W) -> (B, N, P*P*C), like `vitlib.patchify`."""
     return check("patchify", function, patchify, _image_cases(), PATCHIFY_MISTAKES, atol=0, rtol=0)
+
+
+# --- A transfer task: rectangular patches, any number of channels --------------------------------
+
+
+def _patchify_rectangular(
+    images: torch.Tensor, patch_size: tuple[int, int], *, order: str = "(gh gw) (p1 p2 c)"
+) -> torch.Tensor:
+    """(B, C, H, W) -> (B, N, ph*pw*C) for ph x pw patches, numbered row by row, pixels (p1 p2 c).
+
+    `vitlib.patchify` takes one square patch size; this is its einops pattern with two sides.
+    """
+    ph, pw = patch_size
+    height, width = images.shape[-2:]
+    if height % ph or width % pw:
+        raise ValueError(
+            f"a {height} x {width} image does not cut into {ph} x {pw} patches: H % ph and W % pw must be 0"
+        )
+    return rearrange(images, f"b c (gh p1) (gw p2) -> b {order}", p1=ph, p2=pw)  # (B, N, ph*pw*C)
+
+
+PATCHIFY_RECTANGULAR_MISTAKES = [
+    Mistake(
+        "ph and pw are swapped: patch_size is (height, width), so ph cuts H and pw cuts W.",
+        lambda x, p: _patchify_rectangular(x, (p[1], p[0])),
+    ),
+    Mistake(
+        "each patch is flattened channel-first, (c p1 p2), instead of (p1 p2 c): vitlib keeps the "
+        "channels of a pixel together, as in the paper's x_p in R^{N x (P^2 C)}.",
+        lambda x, p: _patchify_rectangular(x, p, order="(gh gw) (c p1 p2)"),
+    ),
+    Mistake(
+        "the patches are numbered column by column, (gw gh): number them row by row, (gh gw), as "
+        "patchify does; patch 1 is the one to the right of patch 0.",
+        lambda x, p: _patchify_rectangular(x, p, order="(gw gh) (p1 p2 c)"),
+    ),
+    Mistake(
+        "inside each patch the pixels are read column by column, (p2 p1), instead of row by row, (p1 p2).",
+        lambda x, p: _patchify_rectangular(x, p, order="(gh gw) (p2 p1 c)"),
+    ),
+    Mistake(
+        "the patches are square, ph x ph: the second side, pw, cuts W.",
+        lambda x, p: _patchify_rectangular(x, (p[0], p[0])),
+    ),
+    Mistake(
+        "the images were reshaped to (B, N, ph*pw*C) without moving any axis first. A reshape keeps "
+        "memory order, so each 'patch' is a run of pixels along a row. Split H into (gh, ph) and W "
+        "into (gw, pw), move the axes, then flatten.",
+        lambda x, p: x.reshape(x.shape[0], (x.shape[2] // p[0]) * (x.shape[3] // p[1]), -1),
+    ),
+    Mistake(
+        "the patch grid is not flattened: the output is (B, gh, gw, ph*pw*C); merge gh and gw into N.",
+        lambda x, p: _patchify_rectangular(x, p, order="gh gw (p1 p2 c)"),
+    ),
+]
+
+# What the checker says when an image that does not tile gets no clear error.
+RECTANGULAR_SILENT = (
+    "nothing was raised: unfold (and slicing) quietly drop the pixels that do not fill a patch. "
+    "Check H % ph and W % pw first, and raise ValueError."
+)
+RECTANGULAR_OTHER_ERROR = (
+    "a reshape or einops fails on its own, but its message speaks of tensors, not of the image and "
+    "the patch. Check H % ph and W % pw first, and raise ValueError."
+)
+RECTANGULAR_NO_SIZES = (
+    "the message does not name the sizes: say which do not fit, e.g. "
+    'f"{H} x {W} does not cut into {ph} x {pw} patches".'
+)
+
+
+def _refusal_cases() -> list[tuple[str, tuple[int, ...], tuple[int, int], tuple[int, int]]]:
+    """(description, image shape, patch size, (the side that does not tile, its patch side))."""
+    return [
+        ("(1, 3, 30, 32) images, 4 x 8 patches: H % ph = 2", (1, 3, 30, 32), (4, 8), (30, 4)),
+        ("(2, 1, 28, 30) images, 7 x 4 patches: W % pw = 2", (2, 1, 28, 30), (7, 4), (30, 4)),
+    ]
+
+
+def _refusal_problem(function, shape, patch_size, sizes) -> tuple[str, str] | None:
+    """None when ``function`` raises a ValueError that names ``sizes``; otherwise (what happened, mistake)."""
+    try:
+        output = function(torch.zeros(shape), patch_size)
+    except ValueError as error:
+        named = all(re.search(rf"(?<!\d){size}(?!\d)", str(error)) for size in sizes)  # 30, not 300
+        return None if named else (f"the ValueError says {str(error)!r}", RECTANGULAR_NO_SIZES)
+    except Exception as error:  # the reader's own error: the wrong kind
+        return f"your function raised {type(error).__name__}, not ValueError", RECTANGULAR_OTHER_ERROR
+    shape_of = f"a tensor of shape {tuple(output.shape)}" if isinstance(output, torch.Tensor) else repr(output)
+    return f"your function returned {shape_of} instead of raising ValueError", RECTANGULAR_SILENT
+
+
+def check_patchify_rectangular(function) -> Verdict:
+    """Check ``function(images, patch_size)`` for (ph, pw) patches: (B, C, H, W) -> (B, N, ph*pw*C).
+
+    N = (H / ph)(W / pw), patches numbered row by row, each patch's pixels row by row with the
+    channels last, (p1 p2 c), as `vitlib.patchify` orders them. An image whose H is not a multiple
+    of ph, or W of pw, must raise ValueError with a message that names the sizes.
+    """
+    generator = torch.Generator().manual_seed(3)
+    cases = [
+        Case(
+            f"({b}, {c}, {h}, {w}) images, {ph} x {pw} patches: {what}",
+            (torch.randn(b, c, h, w, generator=generator), (ph, pw)),
+        )
+        for b, c, h, w, ph, pw, what in [
+            (2, 3, 32, 32, 4, 8, "RGB at CIFAR-10's size, wide patches"),
+            (1, 3, 24, 36, 6, 4, "a landscape image, tall patches"),
+            (3, 1, 28, 28, 7, 7, "square patches: patchify's answer"),
+            (2, 2, 6, 15, 3, 5, "a 2 x 3 grid"),
+            (1, 3, 20, 12, 10, 3, "a portrait image, a 2 x 4 grid"),
+        ]
+    ]
+    verdict = check(
+        "patchify_rectangular",
+        function,
+        _patchify_rectangular,
+        cases,
+        PATCHIFY_RECTANGULAR_MISTAKES,
+        atol=0,  # patchify only moves numbers: a correct answer is exact
+        rtol=0,
+        verbose=False,
+    )
+    if not verdict:
+        print(verdict.report)
+        return verdict
+    refusals = _refusal_cases()
+    total = len(cases) + len(refusals)
+    for number, (description, shape, patch_size, sizes) in enumerate(refusals, start=len(cases) + 1):
+        problem = _refusal_problem(function, shape, patch_size, sizes)
+        if problem:
+            happened, mistake = problem
+            report = (
+                f"✗ patchify_rectangular: wrong on case {number} of {total} ({description}).\n"
+                f"  {happened}.\n  Likely mistake: {mistake}"
+            )
+            return _finish("patchify_rectangular", False, report, True, mistake)
+    tried = "\n".join(f"  - {case.description}" for case in cases)
+    tried += "".join(f"\n  - {description}: raises ValueError" for description, *_ in refusals)
+    report = f"✓ patchify_rectangular: correct on all {total} cases:\n{tried}"
+    return _finish("patchify_rectangular", True, report, True)
 
 
 # --- The fixed 2-D sin-cos code (MoCo v3, MAE) -----------------------------------------------------
@@ -169,183 +311,3 @@ def check_sincos_2d(function) -> Verdict:
     largest_position = max(max(grid) for grid, _ in shapes) - 1
     atol = 4 * FLOAT32_EPS * (1 + largest_position)
     return check("sincos_2d", function, sincos_2d_pos_embed, cases, SINCOS_2D_MISTAKES, atol=atol, rtol=0)
-
-
-# --- Resizing a learned position table to a new grid (the paper's Sec. 3.2) ------------------------
-
-
-def _resize(
-    pos_embed: torch.Tensor,
-    old_grid: tuple[int, int],
-    new_grid: tuple[int, int],
-    *,
-    mode: str = "bilinear",
-    align_corners: bool | None = False,
-    read_as: str = "(gh gw)",
-    reshape_without_permute: bool = False,
-    class_token: str = "first",
-) -> torch.Tensor:
-    """(1, 1 + gh*gw, D) -> (1, 1 + gh'*gw', D): the class token's row kept, the patch rows resized as an image."""
-    cls, patches = pos_embed[:, :1], pos_embed[:, 1:]  # (1, 1, D), (1, N, D)
-    grid_height, grid_width = old_grid
-    if reshape_without_permute:
-        image = patches.reshape(1, -1, grid_height, grid_width)  # memory order kept: patches and channels mixed
-    else:
-        image = rearrange(patches, f"b {read_as} d -> b d gh gw", gh=grid_height, gw=grid_width)  # (1, D, gh, gw)
-    image = F.interpolate(image, size=tuple(new_grid), mode=mode, align_corners=align_corners)  # (1, D, gh', gw')
-    if reshape_without_permute:
-        resized = image.reshape(1, -1, image.shape[1])  # and back the same way
-    else:
-        resized = rearrange(image, f"b d gh gw -> b {read_as} d")  # (1, N', D)
-    if class_token == "dropped":
-        return resized
-    if class_token == "last":
-        return torch.cat([resized, cls], dim=1)
-    return torch.cat([cls, resized], dim=1)  # (1, 1 + N', D)
-
-
-def _resize_reference(pos_embed, old_grid, new_grid):
-    return _resize(pos_embed, old_grid, new_grid)
-
-
-RESIZE_MISTAKES = [
-    Mistake(
-        "the class token's row is missing: keep row 0 as it is (the class token has no place on the grid) "
-        "and put it back in front of the resized patch rows.",
-        lambda pos, old, new: _resize(pos, old, new, class_token="dropped"),
-    ),
-    Mistake(
-        "the class token's row ends up last; it stays first, where the class token is.",
-        lambda pos, old, new: _resize(pos, old, new, class_token="last"),
-    ),
-    Mistake(
-        "the (1, N, D) rows were reshaped straight to (1, D, gh, gw) and back. A reshape keeps memory order, "
-        "so each 'channel image' mixes patches and channels: move D first (permute(0, 2, 1), or "
-        "rearrange 'b (gh gw) d -> b d gh gw') before reshaping, and move it back after.",
-        lambda pos, old, new: _resize(pos, old, new, reshape_without_permute=True),
-    ),
-    Mistake(
-        "the interpolation is 'nearest', F.interpolate's default: pass mode='bilinear'.",
-        lambda pos, old, new: _resize(pos, old, new, mode="nearest", align_corners=None),
-    ),
-    Mistake(
-        "align_corners=True stretches the grid so that corner patches map onto corner patches; this "
-        "exercise, like timm, treats each vector as the centre of its patch: align_corners=False.",
-        lambda pos, old, new: _resize(pos, old, new, align_corners=True),
-    ),
-    Mistake(
-        "the interpolation is bicubic (what DeiT, MAE and timm use); this exercise asks for bilinear, "
-        "mode='bilinear', so that every answer can be compared.",
-        lambda pos, old, new: _resize(pos, old, new, mode="bicubic"),
-    ),
-    Mistake(
-        "the rows were laid out column by column, (gw gh), instead of row by row, (gh gw): row 1 + i of the "
-        "table belongs to the patch at row i // gw, column i % gw.",
-        lambda pos, old, new: _resize(pos, old, new, read_as="(gw gh)"),
-    ),
-    Mistake(
-        "height and width are swapped in the new size: F.interpolate's size is (height, width) = (gh', gw').",
-        lambda pos, old, new: _resize(pos, old, new[::-1]),
-    ),
-]
-
-
-def check_resize_pos_embed(function) -> Verdict:
-    """Check ``function(pos_embed, old_grid, new_grid)``: a learned (1, 1 + gh*gw, D) table resized to a new grid.
-
-    Row 0 (the class token's) is kept; the patch rows, laid out as a (D, gh, gw) image, are resized to
-    (gh', gw') by ``F.interpolate(..., mode="bilinear", align_corners=False)``; returns (1, 1 + gh'*gw', D).
-    """
-    generator = torch.Generator().manual_seed(0)
-    shapes = [  # (old grid, new grid, D)
-        ((2, 3), (4, 5), 6),
-        ((4, 4), (7, 7), 64),
-        ((7, 7), (4, 4), 64),
-        ((14, 14), (24, 24), 16),
-        ((3, 3), (3, 3), 8),
-    ]
-    names = {
-        (4, 4): ": the book's model to the shipped one",
-        (7, 7): ": and back",
-        (14, 14): ": ViT-B/16, 224 to 384 pixels",
-        (3, 3): ": the same grid",
-    }
-    cases = []
-    for old, new, dim in shapes:
-        table = torch.randn(1, 1 + old[0] * old[1], dim, generator=generator)
-        description = f"{old[0]}x{old[1]} to {new[0]}x{new[1]} grid, dim {dim}{names.get(old, '')}"
-        cases.append(Case(description, (table, old, new)))
-    # Each output is v0 + t (v1 - v0) along each axis, with a weight t in [0, 1] computed from a source
-    # coordinate of up to (grid side) patches: t is off by a few float32 spacings of that side (more when
-    # the coordinate goes through grid_sample's [-1, 1] range), so an output is off by that much times
-    # the largest input.
-    largest = max(case.args[0].abs().max().item() for case in cases)
-    largest_side = max(max(*old, *new) for old, new, _ in shapes)
-    atol = 4 * FLOAT32_EPS * largest * (1 + largest_side)
-    return check("resize_pos_embed", function, _resize_reference, cases, RESIZE_MISTAKES, atol=atol, rtol=0)
-
-
-# --- A transfer task: rectangular patches ------------------------------------------------------------
-
-
-def _patchify_rectangular(images: torch.Tensor, patch_size: tuple[int, int], order: str = "p1 p2 c") -> torch.Tensor:
-    """(B, C, H, W) -> (B, N, ph*pw*C) for ph x pw patches, numbered row by row, pixels (p1 p2 c)."""
-    ph, pw = patch_size
-    height, width = images.shape[-2:]
-    if height % ph or width % pw:
-        raise ValueError(
-            f"a {height} x {width} image does not cut into {ph} x {pw} patches: H % ph and W % pw must be 0"
-        )
-    return rearrange(images, f"b c (gh p1) (gw p2) -> b (gh gw) ({order})", p1=ph, p2=pw)
-
-
-PATCHIFY_RECTANGULAR_MISTAKES = [
-    Mistake(
-        "ph and pw are swapped: patch_size is (height, width), so ph cuts H and pw cuts W.",
-        lambda x, p: _patchify_rectangular(x, (p[1], p[0])),
-    ),
-    Mistake(
-        "the channels come first inside a patch, (c p1 p2): vitlib keeps them last, (p1 p2 c), as in Eq. 1's P^2 C.",
-        lambda x, p: _patchify_rectangular(x, p, order="c p1 p2"),
-    ),
-    Mistake(
-        "the patches are numbered column by column: number them row by row, (gh gw), as patchify does.",
-        lambda x, p: rearrange(x, "b c (gh p1) (gw p2) -> b (gw gh) (p1 p2 c)", p1=p[0], p2=p[1]),
-    ),
-]
-
-
-def check_patchify_rectangular(function) -> Verdict:
-    """Check ``function(images, patch_size)`` for (ph, pw) patches: (B, C, H, W) -> (B, N, ph*pw*C).
-
-    N = (H / ph)(W / pw), patches row by row, pixels (p1 p2 c) as in `vitlib.patchify`. The last case
-    is an image that does not cut evenly: the function must raise ValueError.
-    """
-    generator = torch.Generator().manual_seed(3)
-    cases = [
-        Case(
-            f"B={b}, C={c}, {h} x {w} image, {ph} x {pw} patches: {what}",
-            (torch.randn(b, c, h, w, generator=generator), (ph, pw)),
-        )
-        for b, c, h, w, ph, pw, what in [
-            (2, 3, 32, 32, 4, 8, "RGB, CIFAR-10's size, wide patches"),
-            (1, 3, 24, 36, 6, 4, "a landscape image, tall patches"),
-            (3, 1, 28, 28, 7, 7, "square patches: patchify's answer"),
-        ]
-    ]
-    verdict = check("patchify_rectangular", function, _patchify_rectangular, cases, PATCHIFY_RECTANGULAR_MISTAKES,
-                    atol=0, rtol=0)  # fmt: skip
-    if not verdict:
-        return verdict
-    try:
-        function(torch.zeros(1, 3, 30, 32), (4, 8))
-    except ValueError:
-        return verdict
-    except Exception as error:
-        message = (
-            f"✗ patchify_rectangular: a 30 x 32 image with 4 x 8 patches raised {type(error).__name__}, not ValueError."
-        )
-    else:
-        message = "✗ patchify_rectangular: a 30 x 32 image with 4 x 8 patches (30 % 4 != 0) should raise ValueError."
-    print(message)
-    return Verdict("patchify_rectangular", False, message)

@@ -86,6 +86,11 @@ RESUMED_SCHEDULE_MISTAKES = [
         _wrong_schedule(warmup=lambda w, steps: int(w * steps)),
     ),
     Mistake(
+        "the warm-up is rounded up, math.ceil(warmup_epochs * steps_per_epoch); fit rounds it to the nearest "
+        "step, round(...), which differs whenever the fraction of a step is below a half.",
+        _wrong_schedule(warmup=lambda w, steps: math.ceil(w * steps)),
+    ),
+    Mistake(
         "the warm-up is given in epochs; the schedule counts optimizer steps: round(warmup_epochs * steps_per_epoch).",
         _wrong_schedule(warmup=lambda w, steps: w),
     ),
@@ -132,6 +137,8 @@ def check_resumed_schedule(function) -> Verdict:
         Case("5,000 images, batch 128, 2 epochs, resumed after the first", (5_000, 128, 2, 1, 1, True)),
         Case("50,000 images, batch 96, 2.3 epochs of warm-up, resumed after 1 of 6", (50_000, 96, 6, 2.3, 1, True)),
         Case("60,000 images, batch 100, no warm-up, resumed after 1 of 3", (60_000, 100, 3, 0, 1, True)),
+        Case("1,000 images, batch 100, 0.42 epochs of warm-up (4.2 steps), resumed after 1 of 4",
+             (1_000, 100, 4, 0.42, 1, True)),
     ]  # fmt: skip
     # Float32 arithmetic on multipliers in [0, 1] is off by a few 1e-7 at most.
     call = lambda fn, *args: _as_schedule(fn(*args))  # noqa: E731

@@ -1,5 +1,6 @@
 """Checkers for chapter 6, what the model learned: Figure 7's position similarity and attention
-distance, attention rollout, and position embeddings resized for another resolution.
+distance, and attention rollout. (Position embeddings resized for another resolution: chapter 8,
+`vitlib.exercises.resolution`.)
 
 from vitlib.exercises import visualize
 visualize.check_attention_distance(my_attention_distance)
@@ -9,10 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from vitlib.exercises._checking import Case, Mistake, Verdict, check
-from vitlib.patches import resize_pos_embed
 from vitlib.viz import attention_rollout, mean_attention_distance, patch_distances
 
-__all__ = ["check_attention_distance", "check_attention_rollout", "check_position_similarity", "check_resize_pos_embed"]
+__all__ = ["check_attention_distance", "check_attention_rollout", "check_position_similarity"]
 
 # The spacing of float32 numbers near 1 (2^-23); the tolerances below are derived from it.
 FLOAT32_EPS = torch.finfo(torch.float32).eps
@@ -314,117 +314,3 @@ def check_attention_distance(function) -> Verdict:
         atol=1e-6,
         rtol=DISTANCE_RTOL,
     )
-
-
-# --- Another resolution: position embeddings on a new grid ---------------------------------------
-
-
-def _resize_on_grid(pos_embed, old_grid, new_grid, prefix, *, order="rows", **options):
-    """The patches' rows on their grid, resized as an image: with options that differ from vitlib's."""
-    settings = {"mode": "bicubic", "align_corners": False, "antialias": True, **options}
-    patches = pos_embed[:, prefix:]
-    if order == "rows":
-        grid = patches.reshape(1, *old_grid, -1).permute(0, 3, 1, 2)  # (1, D, gh, gw)
-        resized = F.interpolate(grid, size=tuple(new_grid), **settings)
-        patches = resized.permute(0, 2, 3, 1).reshape(1, -1, pos_embed.shape[-1])
-    else:  # patches read as if numbered down the columns
-        grid = patches.reshape(1, old_grid[1], old_grid[0], -1).permute(0, 3, 2, 1)
-        resized = F.interpolate(grid, size=tuple(new_grid), **settings)
-        patches = resized.permute(0, 3, 2, 1).reshape(1, -1, pos_embed.shape[-1])
-    return torch.cat([pos_embed[:, :prefix], patches], dim=1)
-
-
-def _resize_without_permute(pos_embed, old_grid, new_grid, prefix):
-    grid = pos_embed[:, prefix:].reshape(1, -1, *old_grid)  # (1, D, gh, gw), channels and places mixed
-    resized = F.interpolate(grid, size=tuple(new_grid), mode="bicubic", antialias=True)
-    return torch.cat([pos_embed[:, :prefix], resized.reshape(1, -1, pos_embed.shape[-1])], dim=1)
-
-
-def _resize_as_a_sequence(pos_embed, old_grid, new_grid, prefix):
-    tokens = prefix + new_grid[0] * new_grid[1]
-    return F.interpolate(pos_embed.transpose(1, 2), size=tokens, mode="linear").transpose(1, 2)
-
-
-RESIZE_MISTAKES = [
-    Mistake(
-        "the class token went through the interpolation with the patches, as one sequence of T rows: "
-        "it sits at no place in the image, so split it off (pos_embed[:, :num_prefix_tokens]), resize "
-        "only the N patch rows on their (gh, gw) grid, and put it back in front.",
-        _resize_as_a_sequence,
-    ),
-    Mistake(
-        "the patch rows were resized as a 1-D sequence, not on their 2-D grid: reshape them to "
-        "(1, gh, gw, D), move D to the channels, (1, D, gh, gw), and interpolate to the new (gh', gw').",
-        lambda e, old, new, p: torch.cat([e[:, :p], _resize_as_a_sequence(e[:, p:], old, new, 0)], dim=1),
-    ),
-    Mistake(
-        "the prefix tokens are missing from the result: put pos_embed[:, :num_prefix_tokens] back in front.",
-        lambda e, old, new, prefix: _resize_on_grid(e, old, new, prefix)[:, prefix:],
-    ),
-    Mistake(
-        "the class token was put back at the end; it comes first, as in the model's token sequence.",
-        lambda e, old, new, prefix: torch.roll(_resize_on_grid(e, old, new, prefix), -prefix, dims=1),
-    ),
-    Mistake(
-        "the patches were read in column order (a reshape to (1, gw, gh, D), or a permute(0, 3, 2, 1)): patchify "
-        "numbers them row by row, patch (r, c) is row r * gw + c, so reshape to (1, gh, gw, D), "
-        "permute(0, 3, 1, 2), and undo both the same way.",
-        lambda e, old, new, prefix: _resize_on_grid(e, old, new, prefix, order="columns"),
-    ),
-    Mistake(
-        "the patch rows were reshaped straight to (1, D, gh, gw): that mixes channels and positions. Reshape "
-        "to (1, gh, gw, D) first, then move D forward with permute(0, 3, 1, 2).",
-        _resize_without_permute,
-    ),
-    Mistake(
-        "the grid's sides are swapped: the table was laid out as (gw, gh); a grid is (height, width), so "
-        "reshape to (1, gh, gw, D) with old_grid as given.",
-        lambda e, old, new, prefix: _resize_on_grid(e, old[::-1], new, prefix),
-    ),
-    Mistake(
-        "this is nearest-neighbour interpolation (F.interpolate's default mode); pass mode='bicubic'.",
-        lambda e, old, new, prefix: _resize_on_grid(
-            e, old, new, prefix, mode="nearest", antialias=False, align_corners=None
-        ),
-    ),
-    Mistake(
-        "this is bilinear interpolation; the task (and timm's resample_abs_pos_embed) uses mode='bicubic'.",
-        lambda e, old, new, prefix: _resize_on_grid(e, old, new, prefix, mode="bilinear"),
-    ),
-    Mistake(
-        "align_corners=True pins the corner patches' centres to the corners (as scipy.ndimage.zoom does "
-        "in the paper's released code); this exercise, like timm and vitlib, asks for align_corners=False, "
-        "which treats each embedding as the centre of its patch.",
-        lambda e, old, new, prefix: _resize_on_grid(e, old, new, prefix, align_corners=True),
-    ),
-    Mistake(
-        "antialias is off: pass antialias=True, as timm's resample_abs_pos_embed does. It matters even "
-        "when the grid grows: PyTorch's antialiased bicubic path uses another cubic kernel (PIL's).",
-        lambda e, old, new, prefix: _resize_on_grid(e, old, new, prefix, antialias=False),
-    ),
-]
-
-
-def check_resize_pos_embed(function) -> Verdict:
-    """Check ``function(pos_embed, old_grid, new_grid, num_prefix_tokens)`` -> the table for a new grid.
-
-    ``pos_embed`` is (1, num_prefix_tokens + gh * gw, D), prefix tokens first, then the patches in
-    row-major order. Keep the prefix rows as they are; lay the patch rows out on their (gh, gw)
-    grid and resize each of the D channels to (gh', gw') with ``F.interpolate(mode="bicubic",
-    align_corners=False, antialias=True)``, as timm's ``resample_abs_pos_embed``; flatten back in
-    row-major order and put the prefix rows in front.
-    """
-    generator = torch.Generator().manual_seed(0)
-    cases = []
-    for old, new, prefix, d, what in [
-        ((7, 7), (14, 14), 1, 64, "4 x 4 patches at 56 x 56"),
-        ((7, 7), (11, 11), 2, 64, "class and distillation tokens, at 44 x 44"),
-        ((7, 7), (10, 12), 1, 16, "a grid that grows more across than down"),
-        ((4, 4), (6, 6), 0, 8, "mean pooling: no class token"),
-        ((7, 7), (4, 5), 1, 8, "a grid that shrinks"),
-        ((3, 5), (6, 4), 1, 8, "a grid wider than tall"),
-    ]:
-        table = torch.randn(1, prefix + old[0] * old[1], d, generator=generator)
-        label = f"pos_embed (1, {prefix} + {old[0]}x{old[1]}, {d}) to {new[0]}x{new[1]}: {what}"
-        cases.append(Case(label, (table, old, new, prefix)))
-    return check("resize_pos_embed", function, resize_pos_embed, cases, RESIZE_MISTAKES)
