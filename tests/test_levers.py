@@ -1,5 +1,6 @@
 import dataclasses
 import json
+from pathlib import Path
 
 import torch
 
@@ -117,3 +118,16 @@ def test_the_distilled_recipes_run_ships_with_its_heads_and_history():
         assert 0.9 < summary[name] < 1, name
     assert [entry["epoch"] for entry in history] == list(range(1, len(history) + 1))
     assert {"val_acc_class_head", "val_acc_distillation_head"} <= set(history[-1])
+
+
+def test_the_distilled_best_run_ships_as_its_results_folder_recorded_it():
+    """The packaged copy (read by chapter 7 in Colab) is the run's own files, evaluated twice alike."""
+    run = levers.load_recipe_run(levers.BEST_RECIPE_RUN_FILE)
+    folder = Path(__file__).resolve().parent.parent / "results" / "distilled_best"
+    for name in ("summary", "history", "independent_evaluate", "teacher_labels"):
+        assert run[name] == json.loads((folder / f"{name}.json").read_text()), name
+    summary = run["summary"]
+    assert summary["preset"] == "distilled_best" and summary["epochs"] == len(run["history"]) == 85
+    assert run["independent_evaluate"]["right"] == round(10_000 * summary["test_acc"])
+    differ = run["teacher_labels"]["teacher_label_differs"]
+    assert 0 < differ["as_they_are"] <= differ["moved"] < run["teacher_labels"]["training_digits"]

@@ -269,7 +269,7 @@ def plot_cls_attention(model: VisionTransformer, image: torch.Tensor, title: str
             if layer == 0:
                 axes[layer, head].set_title(f"head {head + 1}", fontsize=10)
             if head == 0:
-                axes[layer, head].set_ylabel(f"layer {layer + 1}", fontsize=10)
+                axes[layer, head].set_ylabel(f"block {layer + 1}", fontsize=10)
     figure.colorbar(shown, ax=axes, shrink=0.5, label="attention weight from the CLS token")
     figure.suptitle(title or "Attention of the CLS token to each patch (outline: the digit)", fontsize=11)
     return figure
@@ -383,7 +383,7 @@ def plot_attention_distance(
         ax.scatter(positions, distance[:, head].tolist(), s=22, label=f"head {head + 1}", zorder=3)
     uniform = patch_distances(grid_size, patch_size).mean().item()
     ax.axhline(uniform, color="grey", ls="--", lw=1, label=f"uniform ({uniform:.1f} px)")
-    ax.set_xlabel("network depth (layer)")
+    ax.set_xlabel("network depth (block)")
     ax.set_ylabel("mean attention distance (px)")
     ax.set_xticks(range(1, layers + 1))
     if image_size is not None:

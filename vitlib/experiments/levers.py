@@ -60,6 +60,8 @@ EPOCHS = 29  # what fits in 10 minutes on 2 quiet CPU cores (benchmarks/train_bu
 EMA_DECAY = RECIPES["distilled"].ema_decay
 RESULTS_FILE = Path(__file__).parent / "results" / "levers.json"
 RECIPE_RUN_FILE = Path(__file__).parent / "results" / "distilled_recipe.json"
+# the distilled_best recipe (best's schedule, the teacher, no elastic distortions) run at full length
+BEST_RECIPE_RUN_FILE = Path(__file__).parent / "results" / "distilled_best_recipe.json"
 _QUICK = RECIPES["quick"]
 _DISTILLED = dataclasses.replace(
     _QUICK,
@@ -84,6 +86,9 @@ def load_results(path: str | Path = RESULTS_FILE) -> dict:
 
 def load_recipe_run(path: str | Path = RECIPE_RUN_FILE) -> dict:
     """The ``distilled`` recipe's own run, all three levers at once: {'summary', 'history'}.
+
+    ``load_recipe_run(BEST_RECIPE_RUN_FILE)`` gives the ``distilled_best`` recipe's run instead,
+    with its independent evaluation and the teacher's label agreement beside them.
 
     Made by ``python -m vitlib.train --preset distilled``; its summary holds the test accuracy of
     the two heads together, each head alone and the raw weights, and its history each epoch's.
