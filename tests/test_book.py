@@ -182,7 +182,7 @@ def test_drawing_pad_reads_what_a_reader_draws(site, page, tmp_path):
     assert report["dot"]["state"] == "small" and "bigger" in report["dot"]["verdict"]  # a click is no digit
     assert report["hovered"].startswith("Attention rollout: how much of patch (row")
     assert report["menusInRollout"] == [False, True, True] and report["menusInAttention"] == [False, False, False]
-    assert report["pinnedCaption"].startswith("Where patch (row") and "layer 6" in report["pinnedCaption"]
+    assert report["pinnedCaption"].startswith("Where patch (row") and "block 6" in report["pinnedCaption"]
     assert report["unpinned"].startswith("Where the class token looks")
     assert report["phone"]["prediction"] == report["buttons"][0]["label"] and report["phone"]["overflow"] <= 1
     # without JavaScript: the picture and its sentence, no widget

@@ -141,8 +141,8 @@
       this.bindHeat();
       const looks = element("div", { class: "vitpad-looks" }, [
         element("div", { class: "vitpad-controls" }, [
-          select("map", [["rollout", "rollout, all layers"], ["attention", "attention, one layer"]], "map"),
-          select("layer", [...Array(depth).keys()].map((l) => [l, String(l + 1)]), "layer"),
+          select("map", [["rollout", "rollout, all blocks"], ["attention", "attention, one block"]], "map"),
+          select("block", [...Array(depth).keys()].map((l) => [l, String(l + 1)]), "layer"),
           select("head", [["mean", "mean of heads"], ...[...Array(heads).keys()].map((h) => [h, String(h + 1)])], "head"),
         ]),
         element("div", { class: "vitpad-heat-row" }, [this.heat, this.heatCaption]),
@@ -327,11 +327,11 @@
       let matrix, what;
       if (map === "rollout") {
         matrix = this.result.rollout;
-        what = `Attention rollout: how much of ${who} at the output comes from each patch, through all layers.`;
+        what = `Attention rollout: how much of ${who} at the output comes from each patch, through all blocks.`;
       } else {
         const maps = this.result.maps[layer];
         matrix = head === "mean" ? maps[0].map((_, i) => maps.reduce((s, m) => s + m[i], 0) / heads) : maps[head];
-        what = `Where ${who} looks in layer ${layer + 1}, ${head === "mean" ? "mean of the heads" : `head ${head + 1}`}.`;
+        what = `Where ${who} looks in block ${layer + 1}, ${head === "mean" ? "mean of the heads" : `head ${head + 1}`}.`;
       }
       const weights = matrix.slice(query * tokens + prefix, (query + 1) * tokens);
       const own = prefix ? matrix[query * tokens] : 0;
