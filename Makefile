@@ -10,7 +10,7 @@ ifneq ($(wildcard ../shared/data/MNIST/raw),)
 export VITLIB_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: setup test lint demo book book-fresh clean
+.PHONY: setup test lint demo book book-fresh reader-notebooks clean
 
 $(BIN)/.installed: pyproject.toml requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,13 @@ book: setup
 book-fresh: setup
 	rm -rf $(BOOK_OUT)/_build/.jupyter_cache
 	$(MAKE) book
+
+# The notebooks the book's Colab buttons open, notebooks/<chapter>.ipynb: each chapter in plain
+# Markdown, with the numbers this build measured in place of its {glue:text} roles (Colab and
+# Jupyter would show the chapter's MyST markup raw). Commit them after a build whose numbers
+# should reach readers; VITLIB_BOOK_QUICK=1 takes them from the quick build.
+reader-notebooks: book
+	$(BIN)/python scripts/reader_notebooks.py --build $(BOOK_OUT)
 
 clean:
 	rm -rf $(VENV) _build runs .pytest_cache .ruff_cache

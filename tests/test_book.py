@@ -82,9 +82,28 @@ def test_chapter_renders_with_math_figures_and_colab_button(site, chapter, tmp_p
     solutions = dom.count("Show the solution")
     assert solutions >= 3
     assert dom.count("✓ ") >= solutions and "✗ " not in dom
-    # the launch button opens this notebook in Colab
-    colab = f"https://colab.research.google.com/github/vit-from-scratch/vit-book/blob/main/book/{chapter}.ipynb"
+    # the launch button opens this chapter's reader notebook in Colab
+    colab = f"https://colab.research.google.com/github/vit-from-scratch/vit-book/blob/main/notebooks/{chapter}.ipynb"
     assert colab in dom
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_colab_button_opens_a_reader_notebook(site, chapter):
+    """The notebook Colab opens is the repository's notebooks/<chapter>.ipynb, with no raw MyST in it."""
+    import yaml
+    from test_reader_notebooks import check_reader_notebook
+
+    repository = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
+    page = (site / "book" / f"{chapter}.html").read_text()
+    links = set(re.findall(r'href="(https://colab\.research\.google\.com/[^"]+)"', page))
+    assert len(links) == 1, f"not one Colab link: {links}"
+    # Colab's address of a file on GitHub: /github/<owner>/<repo>/blob/<branch>/<path in the repository>
+    opened = re.fullmatch(r"https://colab\.research\.google\.com/github/([^/]+/[^/]+)/blob/([^/]+)/(.+)", links.pop())
+    assert opened, "not a Colab link to a GitHub file"
+    assert f"https://github.com/{opened.group(1)}" == repository["url"] and opened.group(2) == repository["branch"]
+    path = ROOT / opened.group(3)
+    assert path.parent == ROOT / "notebooks" and path.suffix == ".ipynb", opened.group(3)
+    check_reader_notebook(path, chapter)
 
 
 def test_only_notebook_pages_have_a_colab_button(site):
