@@ -7,7 +7,8 @@ raw. This script writes notebooks/<chapter>.ipynb, the notebook the book's Colab
 (_ext/launch_notebooks_only.py points it there), from the chapter and the last build:
 
 - the cells whose code the page never shows (tagged remove-cell or remove-input: the glue calls,
-  and the checks that the text still says what the numbers show) are left out, and so is every
+  and the checks that the text still says what the numbers show) are left out, but for the
+  remove-input cells that only draw a figure (the diagrams), which stay; so is every
   output; the first code cell, which installs vitlib in Colab, stays;
 - {glue:text}`key:fmt` becomes the value the build glued, formatted as myst-nb formats it;
 - {footcite}`key` becomes [n], numbered as on the page, and {footbibliography} the list of the
@@ -411,8 +412,13 @@ def chapters() -> list[str]:
 
 
 def kept_code(cell: dict) -> bool:
-    """A code cell the reader notebook keeps: one whose code the page shows."""
-    return cell["cell_type"] == "code" and not REMOVED_TAGS & set(cell["metadata"].get("tags", []))
+    """A code cell the reader notebook keeps: one whose code the page shows, or one that only
+    draws a figure the page shows without its code (remove-input, no glue: the diagrams)."""
+    if cell["cell_type"] != "code":
+        return False
+    tags = set(cell["metadata"].get("tags", []))
+    draws_a_figure = tags & REMOVED_TAGS == {"remove-input"} and "glue(" not in "".join(cell["source"])
+    return not tags & REMOVED_TAGS or draws_a_figure
 
 
 def installs_vitlib(source: str) -> bool:

@@ -45,12 +45,8 @@ def _cells(notebook: dict, kind: str) -> list[str]:
 
 
 def shown_code(chapter_notebook: dict) -> list[str]:
-    """The chapter's code cells whose code the page shows: all but remove-cell and remove-input."""
-    return [
-        "".join(cell["source"])
-        for cell in chapter_notebook["cells"]
-        if cell["cell_type"] == "code" and not {"remove-cell", "remove-input"} & set(cell["metadata"].get("tags", []))
-    ]
+    """The chapter's code cells a reader runs: those the page shows, and the figure-only ones."""
+    return ["".join(cell["source"]) for cell in chapter_notebook["cells"] if reader_notebooks.kept_code(cell)]
 
 
 def check_reader_notebook(path: Path, chapter: str) -> None:
