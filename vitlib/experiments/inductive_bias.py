@@ -1,12 +1,16 @@
-"""Inductive bias, shown exactly and measured: book chapter 1.
+"""Inductive bias, shown exactly and measured: book chapters 1 and 2.
 
 Three exact demonstrations of what a convolution assumes and a ViT does not:
 
 - translation: shift the image by one patch and a convolution's feature map shifts with it;
   a ViT's tokens shift with it only when there are no position embeddings;
 - permutation: without position embeddings a ViT cannot tell shuffled patches apart;
-- locality: a 3x3 convolution sees a (2k+1)x(2k+1) window after k layers, one attention layer
+- locality: a 3x3 convolution sees a (2k+1)x(2k+1) window after k layers, one encoder block
   sees the whole image.
+
+Chapter 1 writes the convolution's halves inline and checks them against these functions;
+chapter 2 writes the ViT's halves (the token shift, the patch shuffle) inline, next to the
+position embeddings they test. These functions are the tested reference for both.
 
 And the measured experiment: the CNN baseline and the ViT trained on growing subsets of MNIST
 with the same recipe, evaluated on the full test set::
