@@ -41,10 +41,12 @@ def _describe(preset: str) -> str:
 
 
 def _machine(summary: dict) -> str:
+    """Where a run trained, in one format for every row: 'CPU, 2 torch threads'.
+
+    Only the device and the thread count: every summary records them, and some lack a ``machine``.
+    """
     threads = summary.get("torch_threads")
-    parts = [summary.get("device", "?")]
-    if "machine" in summary:
-        parts.append(summary["machine"])
+    parts = [summary.get("device", "?").upper()]
     if threads is not None:
         parts.append(f"{threads} torch thread{'' if threads == 1 else 's'}")
     if summary.get("processes", 1) > 1:

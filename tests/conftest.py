@@ -4,6 +4,8 @@ from pathlib import Path
 import pytest
 import torch
 
+pytest.register_assert_rewrite("checkers")  # the shared asserts of the exercise tests
+
 
 @pytest.fixture(autouse=True)
 def _seed():

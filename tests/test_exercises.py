@@ -1,5 +1,6 @@
 """The exercise checkers: each passes a reader's correct answer and names the typical wrong ones."""
 
+import checkers
 import pytest
 import torch
 import torch.nn.functional as F
@@ -91,12 +92,9 @@ CORRECT = [
 ]
 
 
-@pytest.mark.parametrize("checker, answer", CORRECT, ids=[c.__name__ for c, _ in CORRECT])
+@checkers.right_answers(CORRECT)
 def test_checker_passes_a_correct_answer(checker, answer, capsys):
-    verdict = checker(answer)
-    assert verdict.passed, verdict.report
-    printed = capsys.readouterr().out
-    assert printed.startswith("✓") and "correct on all" in printed
+    checkers.assert_passes(checker, answer, capsys)
 
 
 def test_every_chapter_has_at_least_three_checkers_but_the_last():
@@ -104,12 +102,12 @@ def test_every_chapter_has_at_least_three_checkers_but_the_last():
     modules = [inductive_bias, patches, attention, encoder, training, distillation, resolution]
     assert all(len(module.__all__) >= 3 for module in modules)
     assert len(visualize.__all__) >= 2
-    checkers = {f"{m.__name__}.{name}" for m in [*modules, visualize] for name in m.__all__}
+    offered = {f"{m.__name__}.{name}" for m in [*modules, visualize] for name in m.__all__}
     tested = CORRECT + CORRECT_CH2_CH3 + CORRECT_CH4_CH5 + CORRECT_CH6  # new checkers: their own test files
     tested += [(checker, right) for checker, right, _ in CHECKS_CH7_CH8] + [
         (patches.check_patchify_rectangular, _right_rectangular)
     ]
-    assert checkers == {f"{c.__module__}.{c.__name__}" for c, _ in tested}
+    assert offered == {f"{c.__module__}.{c.__name__}" for c, _ in tested}
 
 
 def test_receptive_field_formula_matches_the_gradient_measurement():
@@ -281,13 +279,9 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize("checker, answer, named", WRONG, ids=[f"{c.__name__}-{n}" for c, _, n in WRONG])
+@checkers.wrong_answers(WRONG)
 def test_checker_names_the_mistake(checker, answer, named, capsys):
-    verdict = checker(answer)
-    assert not verdict.passed
-    assert verdict.mistake is not None and named in verdict.mistake, verdict.report
-    printed = capsys.readouterr().out
-    assert printed.startswith("✗") and "wrong on case" in printed and "Likely mistake: " in printed
+    checkers.assert_names_mistake(checker, answer, named, capsys)
 
 
 def test_every_listed_mistake_is_recognised_by_some_wrong_answer():
@@ -297,9 +291,7 @@ def test_every_listed_mistake_is_recognised_by_some_wrong_answer():
         attention.SPLIT_MISTAKES, attention.MERGE_MISTAKES, training.SMOOTHING_MISTAKES,
         visualize.ROLLOUT_MISTAKES,
     ]  # fmt: skip
-    named = {checker(answer).mistake for checker, answer, _ in WRONG}
-    listed = {mistake.description for catalogue in catalogues for mistake in catalogue}
-    assert listed - named == set()
+    checkers.assert_every_mistake_is_named(WRONG, catalogues)
 
 
 def test_unknown_wrong_answer_gets_the_first_failing_case_and_shapes():

@@ -2,6 +2,7 @@
 
 import math
 
+import checkers
 import pytest
 import torch
 import torch.nn.functional as F
@@ -178,19 +179,10 @@ CORRECT = [
 ]
 
 
-@pytest.mark.parametrize("checker, answer", CORRECT, ids=[f"{c.__name__}-{a.__name__}" for c, a in CORRECT])
+@checkers.right_answers(CORRECT)
 def test_checker_passes_a_correct_answer(checker, answer, capsys):
-    verdict = checker(answer)
-    assert verdict.passed, verdict.report
-    printed = capsys.readouterr().out
-    assert printed.startswith("✓") and "correct on all" in printed
-
-
-def test_printed_verdicts_fit_the_books_code_column(capsys):
-    """The book shows each solution's verdict: no line may be wider than the page's 76 characters."""
-    for checker in {checker for checker, _ in CORRECT}:
-        checker(next(answer for c, answer in CORRECT if c is checker))
-    assert max(len(line) for line in capsys.readouterr().out.splitlines()) <= 76
+    """A right answer passes, and its verdict fits the book's code column, where the book shows it."""
+    checkers.assert_passes(checker, answer, capsys)
 
 
 def test_the_1d_encoding_written_the_exp_log_way_is_within_the_float32_rule():
@@ -231,13 +223,8 @@ def test_msa_reference_leaves_the_readers_random_numbers_alone():
         (attention.check_multi_head_attention, msa_batched_heads),
     ],
 )
-def test_tolerances_are_not_so_loose_that_a_small_error_passes(checker, correct, capsys):
-    def off_by_a_thousandth(*args):
-        result = correct(*args)
-        result = result[0] if isinstance(result, tuple) else result
-        return result + 1e-3
-
-    assert not checker(off_by_a_thousandth).passed
+def test_tolerances_are_not_so_loose_that_a_small_error_passes(checker, correct):
+    checkers.assert_a_small_error_fails(checker, correct)
 
 
 # --- Wrong answers a reader writes, and what the checker must call them ---------------------------
@@ -431,25 +418,19 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize("checker, answer, named", WRONG, ids=[f"{c.__name__}-{n}" for c, _, n in WRONG])
+@checkers.wrong_answers(WRONG)
 def test_checker_names_the_mistake(checker, answer, named, capsys):
-    verdict = checker(answer)
-    assert not verdict.passed
-    assert verdict.mistake is not None and named in verdict.mistake, verdict.report
-    printed = capsys.readouterr().out
-    assert printed.startswith("✗") and "wrong on case" in printed and "Likely mistake: " in printed
+    checkers.assert_names_mistake(checker, answer, named, capsys)
 
 
-def test_every_listed_mistake_is_recognised_by_some_wrong_answer(capsys):
+def test_every_listed_mistake_is_recognised_by_some_wrong_answer():
     catalogues = [
         patches.SINCOS_2D_MISTAKES,
         patches.PATCHIFY_RECTANGULAR_MISTAKES,
         attention.PADDED_MISTAKES,
         attention.MSA_MISTAKES,
     ]
-    named = {checker(answer).mistake for checker, answer, _ in WRONG}
-    listed = {mistake.description for catalogue in catalogues for mistake in catalogue}
-    assert listed - named == set()
+    checkers.assert_every_mistake_is_named(WRONG, catalogues)
 
 
 # --- Rectangular patches: an image that does not tile must get a clear ValueError -----------------
@@ -486,10 +467,8 @@ def _rectangular_vague_error(images, patch_size):
     ids=["unfold drops pixels", "only H checked", "einops error", "no sizes in the message"],
 )
 def test_rectangular_patchify_must_refuse_an_image_that_does_not_tile(answer, mistake, case, capsys):
-    verdict = patches.check_patchify_rectangular(answer)
-    assert not verdict.passed and verdict.mistake == mistake, verdict.report
-    printed = capsys.readouterr().out
-    assert printed.startswith("✗") and f"wrong on {case}" in printed and "Likely mistake: " in printed
+    verdict = checkers.assert_names_mistake(patches.check_patchify_rectangular, answer, mistake, capsys, where=case)
+    assert verdict.mistake == mistake, verdict.report
 
 
 def test_rectangular_patchify_reports_what_it_tried():

@@ -5,6 +5,7 @@ import json
 import math
 from pathlib import Path
 
+import checkers
 import pytest
 import torch
 import torch.nn.functional as F
@@ -170,13 +171,9 @@ CORRECT = [
 ]
 
 
-@pytest.mark.parametrize("checker, answer", CORRECT, ids=[f"{c.__name__}-{a.__name__}" for c, a in CORRECT])
+@checkers.right_answers(CORRECT)
 def test_checker_passes_a_correct_answer(checker, answer, capsys):
-    verdict = checker(answer)
-    assert verdict.passed, verdict.report
-    printed = capsys.readouterr().out
-    assert printed.startswith("✓") and "correct on all" in printed
-    assert all(len(line) <= 76 for line in printed.splitlines())  # the book's code column
+    checkers.assert_passes(checker, answer, capsys)  # the verdict fits the book's code column too
 
 
 # --- Wrong answers a reader writes, and what the checker must call them ---------------------------
@@ -360,13 +357,9 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize("checker, answer, named", WRONG, ids=[f"{c.__name__}-{n}" for c, _, n in WRONG])
+@checkers.wrong_answers(WRONG)
 def test_checker_names_the_mistake(checker, answer, named, capsys):
-    verdict = checker(answer)
-    assert not verdict.passed
-    assert verdict.mistake is not None and named in verdict.mistake, verdict.report
-    printed = capsys.readouterr().out
-    assert printed.startswith("✗") and "wrong on case" in printed and "Likely mistake: " in printed
+    checkers.assert_names_mistake(checker, answer, named, capsys)
 
 
 CATALOGUES = [
@@ -379,9 +372,7 @@ CATALOGUES = [
 
 
 def test_every_listed_mistake_is_recognised_by_some_wrong_answer():
-    named = {checker(answer).mistake for checker, answer, _ in WRONG}
-    listed = {mistake.description for catalogue in CATALOGUES for mistake in catalogue}
-    assert listed - named == set()
+    checkers.assert_every_mistake_is_named(WRONG, CATALOGUES)
 
 
 @pytest.mark.parametrize(

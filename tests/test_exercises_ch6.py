@@ -6,7 +6,7 @@ table resized for another resolution, now chapter 8's, in test_exercises_ch7_ch8
 
 import math
 
-import pytest
+import checkers
 import torch
 import torch.nn.functional as F
 
@@ -108,11 +108,9 @@ CORRECT = [
 ]
 
 
-@pytest.mark.parametrize("checker, answer", CORRECT, ids=[f"{c.__name__}-{a.__name__}" for c, a in CORRECT])
+@checkers.right_answers(CORRECT)
 def test_correct_answers_written_differently_pass(checker, answer, capsys):
-    verdict = checker(answer)
-    assert verdict.passed, verdict.report
-    assert capsys.readouterr().out.startswith("✓")
+    checkers.assert_passes(checker, answer, capsys)
 
 
 # --- wrong answers, as a reader would write them -----------------------------------------------------
@@ -233,18 +231,14 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize("checker, answer, named", WRONG, ids=[f"{c.__name__}-{n}" for c, _, n in WRONG])
+@checkers.wrong_answers(WRONG)
 def test_each_mistake_is_named(checker, answer, named, capsys):
-    verdict = checker(answer)
-    assert not verdict.passed
-    assert verdict.mistake is not None and named in verdict.mistake, verdict.report
-    assert "Likely mistake: " in capsys.readouterr().out
+    checkers.assert_names_mistake(checker, answer, named, capsys)
 
 
 def test_every_listed_mistake_is_recognised_by_some_wrong_answer():
-    named = {checker(answer).mistake for checker, answer, _ in WRONG}
-    listed = {m.description for m in visualize.POSITION_SIMILARITY_MISTAKES + visualize.ATTENTION_DISTANCE_MISTAKES}
-    assert listed - named == set()
+    catalogues = [visualize.POSITION_SIMILARITY_MISTAKES, visualize.ATTENTION_DISTANCE_MISTAKES]
+    checkers.assert_every_mistake_is_named(WRONG, catalogues)
 
 
 def test_tolerances_accept_float32_rounding_but_not_a_small_real_error():
@@ -256,7 +250,7 @@ def test_tolerances_accept_float32_rounding_but_not_a_small_real_error():
     assert ((float32 - exact).abs() / exact).max() < visualize.DISTANCE_RTOL / 10
     # ... and a distance 0.1% off still fails
     assert not visualize.check_attention_distance(lambda a, g, p: 1.001 * distance_float64(a, g, p))
-    assert not visualize.check_position_similarity(lambda e, k: similarity_float64(e, k) + 1e-3)
+    checkers.assert_a_small_error_fails(visualize.check_position_similarity, similarity_float64)
 
 
 def test_the_checkers_use_the_books_and_the_shipped_models_grids():

@@ -1,5 +1,6 @@
 """Chapters 7 and 8's checkers: correct answers written in several ways pass, the usual wrong ones are named."""
 
+import checkers
 import pytest
 import torch
 import torch.nn.functional as F
@@ -212,26 +213,17 @@ CHECKS = [
 ]
 
 
-@pytest.mark.parametrize("checker, answer", CORRECT, ids=[f"{c.__name__}-{a.__name__}" for c, a in CORRECT])
+@checkers.right_answers(CORRECT)
 def test_checker_passes_a_correct_answer(checker, answer, capsys):
-    verdict = checker(answer)
-    assert verdict.passed, verdict.report
-    printed = capsys.readouterr().out
-    assert printed.startswith("✓") and "correct on all" in printed
+    """A right answer passes, and its verdict fits the book's code column, where the book shows it."""
+    checkers.assert_passes(checker, answer, capsys)
 
 
 def test_every_checker_of_both_chapters_is_tested_here():
-    checkers = {f"{m.__name__}.{name}" for m in (distillation, resolution) for name in m.__all__}
-    assert checkers == {f"{c.__module__}.{c.__name__}" for c, _ in CORRECT}
-    assert checkers == {f"{c.__module__}.{c.__name__}" for c, _, _ in CHECKS}
+    offered = {f"{m.__name__}.{name}" for m in (distillation, resolution) for name in m.__all__}
+    assert offered == {f"{c.__module__}.{c.__name__}" for c, _ in CORRECT}
+    assert offered == {f"{c.__module__}.{c.__name__}" for c, _, _ in CHECKS}
     assert len(distillation.__all__) >= 3 and len(resolution.__all__) >= 3  # every chapter: 3 exercises
-
-
-def test_printed_verdicts_fit_the_books_code_column(capsys):
-    """The book shows each solution's verdict: no line may be wider than the page's 76 characters."""
-    for checker in {checker for checker, _ in CORRECT}:
-        checker(next(answer for c, answer in CORRECT if c is checker and answer is not resize_timm))
-    assert max(len(line) for line in capsys.readouterr().out.splitlines()) <= 76
 
 
 @pytest.mark.parametrize(
@@ -244,11 +236,8 @@ def test_printed_verdicts_fit_the_books_code_column(capsys):
         (resolution.check_stretch_pos_embed, stretch_interpolate),
     ],
 )
-def test_tolerances_are_not_so_loose_that_a_small_error_passes(checker, correct, capsys):
-    def off_by_a_thousandth(*args):
-        return correct(*args) + 1e-3
-
-    assert not checker(off_by_a_thousandth).passed
+def test_tolerances_are_not_so_loose_that_a_small_error_passes(checker, correct):
+    checkers.assert_a_small_error_fails(checker, correct)
 
 
 def test_teacher_agreement_counts_one_input_more_or_less():
@@ -664,17 +653,10 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize("checker, answer, named", WRONG, ids=[f"{c.__name__}-{n}" for c, _, n in WRONG])
+@checkers.wrong_answers(WRONG)
 def test_checker_names_the_mistake(checker, answer, named, capsys):
-    verdict = checker(answer)
-    assert not verdict.passed
-    assert verdict.mistake is not None and named in verdict.mistake, verdict.report
-    printed = capsys.readouterr().out
-    assert printed.startswith("✗") and "wrong on case" in printed and "Likely mistake: " in printed
+    checkers.assert_names_mistake(checker, answer, named, capsys)
 
 
-def test_every_listed_mistake_is_recognised_by_some_wrong_answer(capsys):
-    catalogues = [catalogue for _, _, catalogue in CHECKS]
-    named = {checker(answer).mistake for checker, answer, _ in WRONG}
-    listed = {mistake.description for catalogue in catalogues for mistake in catalogue}
-    assert listed - named == set()
+def test_every_listed_mistake_is_recognised_by_some_wrong_answer():
+    checkers.assert_every_mistake_is_named(WRONG, [catalogue for _, _, catalogue in CHECKS])
