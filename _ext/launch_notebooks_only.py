@@ -9,8 +9,12 @@ Colab would show its glue roles, citations and dropdowns raw. So a chapter's Col
 its reader notebook instead, notebooks/<chapter>.ipynb, the same chapter in plain Markdown with
 the numbers the build measured (scripts/reader_notebooks.py writes it). A chapter without one
 yet keeps the link to its source.
+
+The page's download button offers the same file: the site's copy of a chapter's source,
+_sources/book/<chapter>.ipynb, is replaced by its reader notebook once the site is written.
 """
 
+import shutil
 from pathlib import Path
 
 from sphinx.util import logging
@@ -49,7 +53,18 @@ def drop_launch_buttons(app, pagename, templatename, context, doctree) -> None:
             button["url"] = reader_notebook_url(button["url"], pagename)
 
 
+def serve_reader_notebooks(app, exception) -> None:
+    """The download button's .ipynb is the reader notebook, which Jupyter and Colab show as written."""
+    if exception is not None or app.builder.format != "html":
+        return
+    for reader in sorted((Path(app.srcdir) / READER_NOTEBOOKS).glob("*.ipynb")):
+        served = Path(app.outdir) / "_sources" / "book" / reader.name
+        if served.is_file():  # the chapter is in the book
+            shutil.copyfile(reader, served)
+
+
 def setup(app):
     # after sphinx-book-theme's add_launch_buttons (priority 501) has added the group
     app.connect("html-page-context", drop_launch_buttons, priority=502)
+    app.connect("build-finished", serve_reader_notebooks)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -106,6 +106,15 @@ def test_colab_button_opens_a_reader_notebook(site, chapter):
     check_reader_notebook(path, chapter)
 
 
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_download_button_serves_the_reader_notebook(site, chapter):
+    """The page's .ipynb download is the notebook Colab opens, not the chapter's MyST source."""
+    page = (site / "book" / f"{chapter}.html").read_text()
+    assert f"_sources/book/{chapter}.ipynb" in page  # the download button's link
+    served = site / "_sources" / "book" / f"{chapter}.ipynb"
+    assert served.read_bytes() == (ROOT / "notebooks" / f"{chapter}.ipynb").read_bytes()
+
+
 def test_only_notebook_pages_have_a_colab_button(site):
     """A MyST Markdown page executes like a notebook, but Colab opens only .ipynb files."""
     page = (site / "book" / "going_further.html").read_text()
