@@ -40,17 +40,23 @@ def _describe(preset: str) -> str:
     return ", ".join(words)
 
 
-def _machine(summary: dict) -> str:
-    """Where a run trained, in one format for every row: 'CPU, 2 torch threads'.
+def _machine(summary: dict, where: dict | None) -> str:
+    """Where a run trained, in one format for every row: 'slow machine, 1 thread, shared'.
 
-    Only the device and the thread count: every summary records them, and some lack a ``machine``.
+    The device (named when it is not the CPU) and the torch threads come from the summary. Which
+    of the project's two machines ran it, and whether other work ran beside it, come from
+    ``results/lab_log.json`` (``where``): the summaries do not record them.
     """
+    parts = [f"{where['machine']} machine"] if where else []
+    if summary.get("device", "cpu") != "cpu":
+        parts.append(summary["device"].upper())
     threads = summary.get("torch_threads")
-    parts = [summary.get("device", "?").upper()]
     if threads is not None:
-        parts.append(f"{threads} torch thread{'' if threads == 1 else 's'}")
+        parts.append(f"{threads} thread{'' if threads == 1 else 's'}")
     if summary.get("processes", 1) > 1:
         parts.append(f"{summary['processes']} processes")
+    if where:
+        parts.append("alone" if where["beside"] == "nothing" else "shared")
     return ", ".join(parts)
 
 
@@ -82,7 +88,8 @@ def models(root: Path = ROOT) -> list[dict]:
     return found
 
 
-def markdown_table(found: list[dict]) -> str:
+def markdown_table(found: list[dict], root: Path = ROOT) -> str:
+    where = json.loads((root / "results" / "lab_log.json").read_text())["trained_models"]
     lines = [
         "| recipe | model | parameters | epochs | test accuracy | training time | machine |",
         "| --- | --- | ---: | ---: | ---: | ---: | --- |",
@@ -100,7 +107,7 @@ def markdown_table(found: list[dict]) -> str:
             str(summary["epochs"]),
             f"**{summary['test_acc']:.2%}**",
             _duration(summary["train_seconds"]),
-            _machine(summary),
+            _machine(summary, where.get(summary["preset"])),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -243,7 +243,7 @@ def check_resize_pos_embed_bilinear(function) -> Verdict:
         ((3, 3), (3, 3), 8),
     ]
     names = {
-        (4, 4): ": the book's model to the shipped one",
+        (4, 4): ": the book's 7 x 7-pixel patches to the shipped model's 4 x 4",
         (7, 7): ": and back",
         (14, 14): ": ViT-B/16, 224 to 384 pixels",
         (3, 3): ": the same grid",
@@ -360,7 +360,7 @@ def check_stretch_pos_embed(function) -> Verdict:
     generator = torch.Generator().manual_seed(0)
     cases = []
     for n, new, prefix, d, what in [
-        (16, 49, 1, 16, "the book's model's 16 rows, D = N"),
+        (16, 49, 1, 16, "16 rows, as with the book's 7 x 7-pixel patches, D = N"),
         (49, 196, 1, 64, "the chapter's control: 49 rows to 196"),
         (49, 121, 2, 64, "class and distillation tokens"),
         (16, 36, 0, 8, "mean pooling: no prefix"),
