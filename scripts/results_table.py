@@ -50,7 +50,7 @@ def _machine(summary: dict, where: dict | None) -> str:
     parts = [f"{where['machine']} machine"] if where else []
     if summary.get("device", "cpu") != "cpu":
         parts.append(summary["device"].upper())
-    threads = summary.get("torch_threads")
+    threads = (where or {}).get("threads", summary.get("torch_threads"))  # the log knows of changes
     if threads is not None:
         parts.append(f"{threads} thread{'' if threads == 1 else 's'}")
     if summary.get("processes", 1) > 1:
