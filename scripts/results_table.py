@@ -12,6 +12,7 @@ book's Results page (book/results.md) shows the same table.
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -23,21 +24,30 @@ ORDER = ["quick", "best", "distilled", "distilled_best", "teacher"]  # others fo
 
 
 def _describe(preset: str) -> str:
-    """The model a recipe trains, from the recipe itself."""
+    """The model a recipe trains, from the recipe itself: what sets it apart from ViTConfig()."""
+    from vitlib.model import ViTConfig
     from vitlib.train import CNN, RECIPES
 
     recipe = RECIPES[preset]
     if recipe.model == CNN:
-        return "CNN (chapter 1's)"
-    config = recipe.model_config()
-    words = [f"ViT, {config.patch_size}x{config.patch_size} patches, D={config.dim}, {config.depth} blocks"]
+        return "chapter 1's CNN"
+    config, default = recipe.model_config(), ViTConfig()
+    words = [f"ViT, {config.patch_size}×{config.patch_size} patches"]
+    if (config.dim, config.depth) != (default.dim, default.depth):
+        words.append(f"D={config.dim}, {config.depth} blocks")
     if config.drop_path:
         words.append(f"stochastic depth {config.drop_path:g}")
-    if config.distilled:
-        words.append("distillation token")
-    if recipe.teacher:
+    if config.distilled and recipe.teacher:
         words.append("taught by the CNN")
+    elif config.distilled:
+        words.append("distillation token")
     return ", ".join(words)
+
+
+def _seed(summary: dict) -> int:
+    """The seed a run trained with, from its command (the summary has no field for it)."""
+    found = re.search(r"--seed[ =](\d+)", summary.get("command", ""))
+    return int(found.group(1)) if found else 0
 
 
 def _machine(summary: dict, where: dict | None) -> str:
@@ -97,6 +107,8 @@ def markdown_table(found: list[dict], root: Path = ROOT) -> str:
     for model in found:
         summary = model["summary"]
         recipe = f"`{summary['preset']}`"
+        if _seed(summary):
+            recipe += f", seed {_seed(summary)}"
         if model["shipped"]:
             call = "load_pretrained()" if model["shipped"] == "mnist_best" else f'load_pretrained("{model["shipped"]}")'
             recipe += f" (shipped: `{call}`)"

@@ -360,7 +360,9 @@ def plot_patch_embedding_components(model: VisionTransformer, num_components: in
             picture = component.mean(0)
             limit = picture.abs().max().item() or 1.0
             ax.imshow(picture.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
-        ax.set_title(f"{index + 1}: {explained[index]:.0%}", fontsize=SMALL)
+        share = explained[index].item()  # a small share keeps a decimal
+        label = f"{share:.0%}" if share >= 0.095 else f"{share:.1%}"
+        ax.set_title(f"{index + 1}: {label}", fontsize=SMALL)
     figure.suptitle(f"The first {count} principal components of the patch-embedding filters", fontsize=11)
     return figure
 
