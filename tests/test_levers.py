@@ -131,3 +131,17 @@ def test_the_distilled_best_run_ships_as_its_results_folder_recorded_it():
     assert run["independent_evaluate"]["right"] == round(10_000 * summary["test_acc"])
     differ = run["teacher_labels"]["teacher_label_differs"]
     assert 0 < differ["as_they_are"] <= differ["moved"] < run["teacher_labels"]["training_digits"]
+
+
+def test_the_distilled_best_second_seed_ships_as_its_results_folder_recorded_it():
+    """Seed 1 of the same recipe (issue #27), packaged beside seed 0 for chapter 7: finished, not in progress."""
+    run = levers.load_recipe_run(levers.BEST_RECIPE_RUN_FILE)
+    folder = Path(__file__).resolve().parent.parent / "results" / "distilled_best_seed1"
+    [other] = run["other_seeds"]
+    assert other["seed"] == 1 and "--seed 1" in other["summary"]["command"]
+    for name in ("summary", "history", "independent_evaluate"):
+        assert other[name] == json.loads((folder / f"{name}.json").read_text()), name
+    assert not (folder / "in_progress").exists()
+    assert other["summary"]["epochs"] == len(other["history"]) == 85
+    assert [entry["epoch"] for entry in other["history"]] == list(range(1, 86))
+    assert other["independent_evaluate"]["right"] == round(10_000 * other["summary"]["test_acc"])

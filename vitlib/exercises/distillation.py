@@ -314,7 +314,7 @@ def _agreement_cases() -> list[Case]:
     cases = []
     for n, k, teacher_errors, model_changes, what in [
         (200, 10, 0.15, 0.2, "a teacher wrong often"),
-        (1000, 10, 0.01, 0.02, "like the test digits"),
+        (1000, 10, 0.01, 0.02, "a teacher right on 99 digits in 100"),
         (40, 3, 0.3, 0.3, "three classes: wrong labels often coincide"),
         (50, 10, 0.0, 0.2, "a teacher never wrong"),
     ]:

@@ -88,7 +88,9 @@ def load_recipe_run(path: str | Path = RECIPE_RUN_FILE) -> dict:
     """The ``distilled`` recipe's own run, all three levers at once: {'summary', 'history'}.
 
     ``load_recipe_run(BEST_RECIPE_RUN_FILE)`` gives the ``distilled_best`` recipe's run instead,
-    with its independent evaluation and the teacher's label agreement beside them.
+    with its independent evaluation and the teacher's label agreement beside them, and under
+    ``'other_seeds'`` the same recipe's run with seed 1: {'seed', 'summary', 'history',
+    'independent_evaluate'}.
 
     Made by ``python -m vitlib.train --preset distilled``; its summary holds the test accuracy of
     the two heads together, each head alone and the raw weights, and its history each epoch's.
