@@ -44,7 +44,7 @@ def _describe(preset: str) -> str:
     return ", ".join(words)
 
 
-def _seed(summary: dict) -> int:
+def seed_of(summary: dict) -> int:
     """The seed a run trained with, from its command (the summary has no field for it)."""
     found = re.search(r"--seed[ =](\d+)", summary.get("command", ""))
     return int(found.group(1)) if found else 0
@@ -107,8 +107,8 @@ def markdown_table(found: list[dict], root: Path = ROOT) -> str:
     for model in found:
         summary = model["summary"]
         recipe = f"`{summary['preset']}`"
-        if _seed(summary):
-            recipe += f", seed {_seed(summary)}"
+        if seed_of(summary):
+            recipe += f", seed {seed_of(summary)}"
         if model["shipped"]:
             call = "load_pretrained()" if model["shipped"] == "mnist_best" else f'load_pretrained("{model["shipped"]}")'
             recipe += f" (shipped: `{call}`)"
