@@ -51,13 +51,13 @@ def seed_of(summary: dict) -> int:
 
 
 def _machine(summary: dict, where: dict | None) -> str:
-    """Where a run trained, in one format for every row: 'slow machine, 1 thread, shared'.
+    """Where a run trained, in one format for every row: 'slow, 1 thread, shared'.
 
     The device (named when it is not the CPU) and the torch threads come from the summary. Which
     of the project's two machines ran it, and whether other work ran beside it, come from
     ``results/lab_log.json`` (``where``): the summaries do not record them.
     """
-    parts = [f"{where['machine']} machine"] if where else []
+    parts = [where["machine"]] if where else []
     if summary.get("device", "cpu") != "cpu":
         parts.append(summary["device"].upper())
     threads = (where or {}).get("threads", summary.get("torch_threads"))  # the log knows of changes
@@ -110,8 +110,7 @@ def markdown_table(found: list[dict], root: Path = ROOT) -> str:
         if seed_of(summary):
             recipe += f", seed {seed_of(summary)}"
         if model["shipped"]:
-            call = "load_pretrained()" if model["shipped"] == "mnist_best" else f'load_pretrained("{model["shipped"]}")'
-            recipe += f" (shipped: `{call}`)"
+            recipe += " (shipped)"
         cells = [
             recipe,
             _describe(summary["preset"]),
